@@ -1,0 +1,35 @@
+// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) in JavaScript with
+// slicing-by-8 tables. Kept as the portable fallback and as the measured
+// alternative to node:zlib's native crc32 (codec/crc32_bench.ts).
+
+const TABLES: Uint32Array[] = (() => {
+  const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    tables[0][n] = c >>> 0;
+  }
+  for (let n = 0; n < 256; n++) {
+    let c = tables[0][n];
+    for (let t = 1; t < 8; t++) {
+      c = tables[0][c & 0xff] ^ (c >>> 8);
+      tables[t][n] = c >>> 0;
+    }
+  }
+  return tables;
+})();
+
+/** CRC-32 of `data`, continuing from `initial` (the CRC of the preceding bytes). */
+export function crc32Js(data: Uint8Array, initial = 0): number {
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES;
+  let crc = ~initial >>> 0;
+  let i = 0;
+  const end8 = data.length - 8;
+  for (; i <= end8; i += 8) {
+    const a = (crc ^ (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24))) >>> 0;
+    crc = t7[a & 0xff] ^ t6[(a >>> 8) & 0xff] ^ t5[(a >>> 16) & 0xff] ^ t4[a >>> 24] ^
+      t3[data[i + 4]] ^ t2[data[i + 5]] ^ t1[data[i + 6]] ^ t0[data[i + 7]];
+  }
+  for (; i < data.length; i++) crc = t0[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
+  return ~crc >>> 0;
+}

@@ -1,0 +1,276 @@
+/**
+ * Bytes to frames: the first stage of the decode chain.
+ *
+ * @module
+ */
+
+import {
+  DEFAULT_MAX_FRAME,
+  Flag,
+  HEADER_SIZE,
+  isFrameType,
+  MAGIC,
+  Status,
+  VERSION,
+} from "./constants.ts";
+import { StreamwireError } from "./error.ts";
+import type { Frame } from "./frame.ts";
+
+/** Options of {@linkcode Deframer} and {@linkcode DeframerStream}. */
+export interface DeframerOptions {
+  /**
+   * Largest accepted body length in bytes. Checked from the header alone,
+   * before anything of the body is buffered, so a peer cannot make the
+   * receiver hold more than one frame's worth of what it actually sent.
+   *
+   * @default {16777216}
+   */
+  maxFrame?: number;
+}
+
+function hex(n: number, width: number): string {
+  return "0x" + n.toString(16).padStart(width, "0");
+}
+
+/**
+ * Validates the 17-byte header at `offset` and returns its body length.
+ * Throws the status code PROTOCOL.md 1.3 assigns to each violation.
+ */
+function checkHeader(buf: Uint8Array, offset: number, maxFrame: number): number {
+  const magic = (buf[offset] << 8) | buf[offset + 1];
+  if (magic !== MAGIC) {
+    throw new StreamwireError(
+      Status.INVALID_ARGUMENT,
+      `Bad magic '${hex(magic, 4)}', expected '${hex(MAGIC, 4)}'`,
+    );
+  }
+  const version = buf[offset + 2];
+  if (version !== VERSION) {
+    throw new StreamwireError(
+      Status.UNIMPLEMENTED,
+      `Unsupported protocol version '${version}', expected '${VERSION}'`,
+    );
+  }
+  const flags = buf[offset + 3];
+  if (flags & Flag.RESERVED_MASK) {
+    throw new StreamwireError(Status.UNIMPLEMENTED, `Reserved flag bits set in '${hex(flags, 2)}'`);
+  }
+  if (flags & Flag.ENCRYPTED) {
+    throw new StreamwireError(
+      Status.UNIMPLEMENTED,
+      `ENCRYPTED flag set in '${hex(flags, 2)}' is reserved in v1`,
+    );
+  }
+  const type = buf[offset + 4];
+  if (!isFrameType(type)) {
+    throw new StreamwireError(Status.UNIMPLEMENTED, `Unknown frame type '${hex(type, 2)}'`);
+  }
+  const length = (buf[offset + 5] * 0x1000000) +
+    ((buf[offset + 6] << 16) | (buf[offset + 7] << 8) | buf[offset + 8]);
+  if (length > maxFrame) {
+    throw new StreamwireError(
+      Status.RESOURCE_EXHAUSTED,
+      `Frame length '${length}' exceeds maxFrame '${maxFrame}'`,
+    );
+  }
+  return length;
+}
+
+function u32(buf: Uint8Array, offset: number): number {
+  return (buf[offset] * 0x1000000) +
+    ((buf[offset + 1] << 16) | (buf[offset + 2] << 8) | buf[offset + 3]);
+}
+
+function frameAt(buf: Uint8Array, offset: number, length: number): Frame {
+  const bodyStart = offset + HEADER_SIZE;
+  return {
+    type: buf[offset + 4],
+    flags: buf[offset + 3],
+    seq: u32(buf, offset + 9),
+    body: buf.subarray(bodyStart, bodyStart + length),
+    checksum: u32(buf, offset + 13),
+    header: buf.subarray(offset, bodyStart),
+  };
+}
+
+/**
+ * The synchronous deframing state machine behind {@linkcode DeframerStream},
+ * for callers that run their own read loop.
+ *
+ * Frames that lie wholly inside one pushed chunk are views into it (no copy);
+ * a frame split across chunks is assembled once, when its last byte arrives,
+ * so every buffered byte is copied at most once and memory held never exceeds
+ * what the peer actually sent.
+ *
+ * @example Usage
+ * ```ts
+ * import { Deframer, type Frame } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const ping = Uint8Array.from([
+ *   0xca, 0xfe, 1, 0, 3, 0, 0, 0, 0, 0, 0, 0, 5, 0x3b, 0x5f, 0x3e, 0xb1,
+ * ]);
+ * const deframer = new Deframer();
+ * const frames: Frame[] = [];
+ * deframer.push(ping.subarray(0, 9), frames);
+ * assert.equal(frames.length, 0);
+ * deframer.push(ping.subarray(9), frames);
+ * assert.equal(frames[0].seq, 5);
+ * ```
+ */
+export class Deframer {
+  #maxFrame: number;
+  /** Pieces of the incomplete frame at the end of the last chunk. */
+  #parts: Uint8Array[] = [];
+  #partBytes = 0;
+  /** Full size of the incomplete frame, or 0 while its header is incomplete. */
+  #need = 0;
+
+  /**
+   * Creates a deframer.
+   *
+   * @param options Limits.
+   */
+  constructor(options: DeframerOptions = {}) {
+    this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+  }
+
+  /** Bytes held from an incomplete frame. */
+  get buffered(): number {
+    return this.#partBytes;
+  }
+
+  /**
+   * Feeds bytes and appends every completed frame to `out`.
+   *
+   * The caller must not modify `chunk` afterwards: frames are views into it.
+   *
+   * @param chunk Bytes as read, of any size.
+   * @param out Receives the completed frames.
+   * @throws {StreamwireError} On an invalid header; the byte stream is then unusable.
+   */
+  push(chunk: Uint8Array, out: Frame[]): void {
+    let offset = 0;
+    const n = chunk.length;
+    if (this.#partBytes > 0) {
+      offset = this.#continue(chunk, out);
+      if (offset < 0) return;
+    }
+    const maxFrame = this.#maxFrame;
+    while (n - offset >= HEADER_SIZE) {
+      const length = checkHeader(chunk, offset, maxFrame);
+      const end = offset + HEADER_SIZE + length;
+      if (end > n) {
+        this.#need = HEADER_SIZE + length;
+        break;
+      }
+      out.push(frameAt(chunk, offset, length));
+      offset = end;
+    }
+    if (offset < n) {
+      this.#parts.push(chunk.subarray(offset));
+      this.#partBytes = n - offset;
+    }
+  }
+
+  /**
+   * Completes the pending frame from `chunk`; returns where the rest of the
+   * chunk starts, or -1 if the chunk was consumed without completing it.
+   */
+  #continue(chunk: Uint8Array, out: Frame[]): number {
+    if (this.#need === 0) {
+      // The header itself is split: gather its 17 bytes first.
+      const missing = HEADER_SIZE - this.#partBytes;
+      if (chunk.length < missing) {
+        this.#parts.push(chunk);
+        this.#partBytes += chunk.length;
+        return -1;
+      }
+      const header = new Uint8Array(HEADER_SIZE);
+      let at = 0;
+      for (const part of this.#parts) {
+        header.set(part, at);
+        at += part.length;
+      }
+      header.set(chunk.subarray(0, missing), at);
+      this.#need = HEADER_SIZE + checkHeader(header, 0, this.#maxFrame);
+    }
+    const missing = this.#need - this.#partBytes;
+    if (chunk.length < missing) {
+      this.#parts.push(chunk);
+      this.#partBytes += chunk.length;
+      return -1;
+    }
+    const frame = new Uint8Array(this.#need);
+    let at = 0;
+    for (const part of this.#parts) {
+      frame.set(part, at);
+      at += part.length;
+    }
+    frame.set(chunk.subarray(0, missing), at);
+    out.push(frameAt(frame, 0, this.#need - HEADER_SIZE));
+    this.#parts = [];
+    this.#partBytes = 0;
+    this.#need = 0;
+    return missing;
+  }
+
+  /**
+   * Checks that the byte stream ended on a frame boundary.
+   *
+   * @throws {StreamwireError} `invalid_argument` if a frame was cut off.
+   */
+  end(): void {
+    if (this.#partBytes > 0) {
+      const expected = this.#need > 0 ? `'${this.#need}'` : "a header's";
+      throw new StreamwireError(
+        Status.INVALID_ARGUMENT,
+        `Stream ended inside a frame: '${this.#partBytes}' bytes of ${expected}`,
+      );
+    }
+  }
+}
+
+/**
+ * Splits a byte stream into frames, for any split or coalescing of reads.
+ *
+ * Each output chunk is the array of all frames completed by one input chunk,
+ * so later stages pay their per-chunk cost once per read, not once per frame.
+ * Headers are validated before any body byte is buffered (PROTOCOL.md 1.3).
+ *
+ * @example Usage
+ * ```ts
+ * import { DeframerStream, encodeFrames, FrameType } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = encodeFrames([
+ *   { type: FrameType.PING, flags: 0, seq: 1, body: new Uint8Array(8) },
+ *   { type: FrameType.PING, flags: 0, seq: 2, body: new Uint8Array(8) },
+ * ]);
+ * const oneByteReads = Array.from(bytes, (b) => Uint8Array.of(b));
+ * const batches = await Array.fromAsync(
+ *   ReadableStream.from(oneByteReads).pipeThrough(new DeframerStream()),
+ * );
+ * assert.deepEqual(batches.flat().map((f) => f.seq), [1, 2]);
+ * ```
+ */
+export class DeframerStream extends TransformStream<Uint8Array, Frame[]> {
+  /**
+   * Creates the stream.
+   *
+   * @param options Limits.
+   */
+  constructor(options: DeframerOptions = {}) {
+    const deframer = new Deframer(options);
+    super({
+      transform(chunk, controller) {
+        const frames: Frame[] = [];
+        deframer.push(chunk, frames);
+        if (frames.length > 0) controller.enqueue(frames);
+      },
+      flush() {
+        deframer.end();
+      },
+    });
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * Frames to bytes: headers and CRC-32, the last stage of the encode chain.
+ *
+ * @module
+ */
+
+import { Flag, HEADER_SIZE, MAGIC, VERSION } from "./constants.ts";
+import { crc32 } from "./crc32.ts";
+import type { Frame } from "./frame.ts";
+
+/**
+ * Writes the 17-byte header of a frame with the given body length at
+ * `offset` in `target`, the body being already in place right after it, and
+ * fills in the CRC-32.
+ *
+ * @param target Buffer holding header space and body.
+ * @param offset Where the header starts.
+ * @param frame Type, flags and seq of the frame; `body` is not read.
+ * @param length Body length.
+ * @returns The offset just past the body.
+ *
+ * @example Usage
+ * ```ts
+ * import { FrameType, writeHeader } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const out = new Uint8Array(17);
+ * writeHeader(out, 0, { type: FrameType.END, flags: 0, seq: 5 }, 0);
+ * assert.deepEqual(out.subarray(0, 5), Uint8Array.of(0xca, 0xfe, 1, 0, 0x22));
+ * ```
+ */
+export function writeHeader(
+  target: Uint8Array,
+  offset: number,
+  frame: Pick<Frame, "type" | "flags" | "seq">,
+  length: number,
+): number {
+  const o = offset;
+  target[o] = MAGIC >>> 8;
+  target[o + 1] = MAGIC & 0xff;
+  target[o + 2] = VERSION;
+  target[o + 3] = frame.flags;
+  target[o + 4] = frame.type;
+  target[o + 5] = length >>> 24;
+  target[o + 6] = length >>> 16;
+  target[o + 7] = length >>> 8;
+  target[o + 8] = length;
+  const seq = frame.seq;
+  target[o + 9] = seq >>> 24;
+  target[o + 10] = seq >>> 16;
+  target[o + 11] = seq >>> 8;
+  target[o + 12] = seq;
+  const end = o + HEADER_SIZE + length;
+  const crc = crc32(
+    target.subarray(o + HEADER_SIZE, end),
+    crc32(target.subarray(o, o + 13)),
+  );
+  target[o + 13] = crc >>> 24;
+  target[o + 14] = crc >>> 16;
+  target[o + 15] = crc >>> 8;
+  target[o + 16] = crc;
+  return end;
+}
+
+/**
+ * When every body sits in one buffer with exactly a header's room before it
+ * and nothing between frames (the layout of {@linkcode encodeMessages}), the
+ * headers can be written in place: returns that whole range, else undefined.
+ * Frames read from the wire (with `header`) are never rewritten.
+ */
+function inPlaceRange(frames: readonly Frame[]): Uint8Array | undefined {
+  if (frames.length === 0) return undefined;
+  const first = frames[0].body;
+  const buffer = first.buffer;
+  const start = first.byteOffset - HEADER_SIZE;
+  if (start < 0) return undefined;
+  let end = start;
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i];
+    if (f.header !== undefined || f.body.buffer !== buffer) return undefined;
+    if (f.body.byteOffset !== end + HEADER_SIZE) return undefined;
+    end = f.body.byteOffset + f.body.length;
+  }
+  return new Uint8Array(buffer as ArrayBuffer, start, end - start);
+}
+
+/**
+ * Encodes frames into one contiguous byte array (headers, bodies, CRC-32).
+ *
+ * @param frames Frames to encode; only the reserved-free flag bits are sent.
+ * @returns The wire bytes of all frames, in order.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeFrames, FrameType } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = encodeFrames([{ type: FrameType.END, flags: 0, seq: 5, body: new Uint8Array(0) }]);
+ * assert.equal(
+ *   Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join(""),
+ *   "cafe010022000000000000000598932878",
+ * );
+ * ```
+ */
+export function encodeFrames(frames: readonly Frame[]): Uint8Array {
+  const inPlace = inPlaceRange(frames);
+  if (inPlace !== undefined) {
+    let o = inPlace.byteOffset;
+    const buf = new Uint8Array(inPlace.buffer);
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i];
+      o = writeHeader(buf, o, { type: f.type, flags: f.flags & ~Flag.RESERVED_MASK, seq: f.seq },
+        f.body.length);
+    }
+    return inPlace;
+  }
+  let total = 0;
+  for (let i = 0; i < frames.length; i++) total += HEADER_SIZE + frames[i].body.length;
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const f = frames[i];
+    out.set(f.body, o + HEADER_SIZE);
+    o = writeHeader(out, o, { type: f.type, flags: f.flags & ~Flag.RESERVED_MASK, seq: f.seq },
+      f.body.length);
+  }
+  return out;
+}
+
+/**
+ * Turns each batch of frames into one chunk of wire bytes, so a batch costs
+ * one write downstream.
+ *
+ * @example Usage
+ * ```ts
+ * import { FrameEncoderStream, FrameType } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const [bytes] = await Array.fromAsync(
+ *   ReadableStream.from([[{ type: FrameType.END, flags: 0, seq: 5, body: new Uint8Array(0) }]])
+ *     .pipeThrough(new FrameEncoderStream()),
+ * );
+ * assert.equal(bytes.length, 17);
+ * ```
+ */
+export class FrameEncoderStream extends TransformStream<Frame[], Uint8Array> {
+  /** Creates the stream. */
+  constructor() {
+    super({
+      transform(frames, controller) {
+        if (frames.length > 0) controller.enqueue(encodeFrames(frames));
+      },
+    });
+  }
+}

@@ -1,0 +1,718 @@
+/**
+ * Typed messages for every frame type of PROTOCOL.md 2, and their body
+ * layouts: call entries, batch entries and results, GOAWAY, ERROR, CANCEL,
+ * CREDIT and the extension block.
+ *
+ * Payload fields (`params`, `result`, `data`) are codec bytes; they are views
+ * into the frame body, never copies.
+ *
+ * @module
+ */
+
+import { ExtKey, Flag, FrameType, MAX_PING_PAYLOAD, Status } from "./constants.ts";
+import { StreamwireError } from "./error.ts";
+import type { Frame } from "./frame.ts";
+import { utf8Decode, utf8EncodeInto, utf8Length } from "./_bytes.ts";
+
+/** The extension block of PROTOCOL.md 1.2, decoded. */
+export interface Extensions {
+  /** W3C Trace Context `traceparent`. */
+  traceparent?: string;
+  /** W3C Trace Context `tracestate`. */
+  tracestate?: string;
+  /** Milliseconds the caller will wait (relative deadline). */
+  timeoutMs?: number;
+  /** Metadata entries in wire order; names are lowercase ASCII and may repeat. */
+  metadata?: [name: string, value: string][];
+}
+
+/** Fields every message has. */
+export interface MessageBase {
+  /** Call id, or 0 for connection-level messages. */
+  seq: number;
+  /** Decoded extension block, if the frame had one. */
+  ext?: Extensions;
+}
+
+/** A method name and its codec-encoded params (PROTOCOL.md 2.1). */
+export interface CallEntry {
+  /** Method name, 1 to 65,535 UTF-8 bytes. */
+  method: string;
+  /** Params as codec bytes. */
+  params: Uint8Array;
+}
+
+/** One result of a BATCH_RESULT (PROTOCOL.md 2.2). */
+export interface BatchResultEntry {
+  /** 0 on success, else a status code. */
+  code: number;
+  /** Result codec bytes when `code` is 0, else a UTF-8 error message. */
+  data: Uint8Array;
+}
+
+/** HELLO: the client's handshake offer (PROTOCOL.md 4). */
+export interface HelloMessage extends MessageBase {
+  /** Frame type. */
+  type: typeof FrameType.HELLO;
+  /** The JSON object of the payload. */
+  hello: Record<string, unknown>;
+}
+
+/** HELLO_ACK: the server's handshake answer (PROTOCOL.md 4). */
+export interface HelloAckMessage extends MessageBase {
+  /** Frame type. */
+  type: typeof FrameType.HELLO_ACK;
+  /** The JSON object of the payload. */
+  ack: Record<string, unknown>;
+}
+
+/** PING or PONG with its opaque payload (at most 64 bytes). */
+export interface PingMessage extends MessageBase {
+  /** Frame type. */
+  type: typeof FrameType.PING | typeof FrameType.PONG;
+  /** Opaque bytes, echoed by PONG. */
+  payload: Uint8Array;
+}
+
+/** GOAWAY: the sender accepts no new calls above `lastId`. */
+export interface GoawayMessage extends MessageBase {
+  /** Frame type. */
+  type: typeof FrameType.GOAWAY;
+  /** Status code, usually `unavailable`. */
+  code: number;
+  /** Highest call id the sender will still complete. */
+  lastId: number;
+  /** Human-readable reason. */
+  reason: string;
+}
+
+/** A frame carrying one call entry: REQUEST, NOTIFY, BROADCAST or OPEN. */
+export interface CallMessage extends MessageBase, CallEntry {
+  /** Frame type. */
+  type:
+    | typeof FrameType.REQUEST
+    | typeof FrameType.NOTIFY
+    | typeof FrameType.BROADCAST
+    | typeof FrameType.OPEN;
+}
+
+/** A frame carrying one codec-encoded value: RESPONSE or DATA. */
+export interface ValueMessage extends MessageBase {
+  /** Frame type. */
+  type: typeof FrameType.RESPONSE | typeof FrameType.DATA;
+  /** Codec bytes. */
+  data: Uint8Array;
+}
+
+/** BATCH: several call entries under one call id. */
+export interface BatchMessage extends MessageBase {
+  /** Frame type. */
+  type: typeof FrameType.BATCH;
+  /** The calls, in request order. */
+  entries: CallEntry[];
+}
+
+/** BATCH_RESULT: one result per BATCH entry, in request order. */
+export interface BatchResultMessage extends MessageBase {
+  /** Frame type. */
+  type: typeof FrameType.BATCH_RESULT;
+  /** The results. */
+  results: BatchResultEntry[];
+}
+
+/** END: the sender will send no more DATA on this call. */
+export interface EndMessage extends MessageBase {
+  /** Frame type. */
+  type: typeof FrameType.END;
+}
+
+/** CANCEL or ERROR: a status code and a UTF-8 text. */
+export interface StatusMessage extends MessageBase {
+  /** Frame type. */
+  type: typeof FrameType.CANCEL | typeof FrameType.ERROR;
+  /** Status code; CANCEL without one decodes as `cancelled`. */
+  code: number;
+  /** Reason or error message. */
+  message: string;
+}
+
+/** CREDIT: the sender accepts `credit` more DATA frames on this call. */
+export interface CreditMessage extends MessageBase {
+  /** Frame type. */
+  type: typeof FrameType.CREDIT;
+  /** Additional DATA frames granted. */
+  credit: number;
+}
+
+/** Any message of protocol v1, discriminated by `type`. */
+export type Message =
+  | HelloMessage
+  | HelloAckMessage
+  | PingMessage
+  | GoawayMessage
+  | CallMessage
+  | ValueMessage
+  | BatchMessage
+  | BatchResultMessage
+  | EndMessage
+  | StatusMessage
+  | CreditMessage;
+
+function malformed(what: string): StreamwireError {
+  return new StreamwireError(Status.INVALID_ARGUMENT, what);
+}
+
+function u16(b: Uint8Array, o: number): number {
+  return (b[o] << 8) | b[o + 1];
+}
+
+function u32(b: Uint8Array, o: number): number {
+  return (b[o] * 0x1000000) + ((b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]);
+}
+
+function text(bytes: Uint8Array, what: string): string {
+  try {
+    return utf8Decode(bytes);
+  } catch {
+    throw malformed(`${what} is not valid UTF-8`);
+  }
+}
+
+function json(bytes: Uint8Array, what: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text(bytes, what));
+  } catch (error) {
+    if (error instanceof StreamwireError) throw error;
+    throw malformed(`${what} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw malformed(`${what} must be a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Decodes an extension block's entries (without the u16 `extLen`).
+ *
+ * @param entries The bytes after `extLen`.
+ * @returns The known extensions; unknown keys are skipped.
+ * @throws {StreamwireError} `invalid_argument` if an entry overruns the block.
+ *
+ * @example Usage
+ * ```ts
+ * import { decodeExtensions } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const ext = decodeExtensions(Uint8Array.of(0x03, 0, 4, 0, 0, 0x05, 0xdc));
+ * assert.deepEqual(ext, { timeoutMs: 1500 });
+ * ```
+ */
+export function decodeExtensions(entries: Uint8Array): Extensions {
+  const ext: Extensions = {};
+  let o = 0;
+  while (o < entries.length) {
+    if (entries.length - o < 3) {
+      throw malformed(`Extension entry header at '${o}' overruns extLen '${entries.length}'`);
+    }
+    const key = entries[o];
+    const len = u16(entries, o + 1);
+    const start = o + 3;
+    const end = start + len;
+    if (end > entries.length) {
+      throw malformed(
+        `Extension 0x${key.toString(16)} of length '${len}' at '${o}' overruns extLen '${entries.length}'`,
+      );
+    }
+    const value = entries.subarray(start, end);
+    switch (key) {
+      case ExtKey.TRACEPARENT:
+        ext.traceparent = text(value, "traceparent");
+        break;
+      case ExtKey.TRACESTATE:
+        ext.tracestate = text(value, "tracestate");
+        break;
+      case ExtKey.TIMEOUT:
+        if (len !== 4) throw malformed(`Timeout extension has length '${len}', expected '4'`);
+        ext.timeoutMs = u32(value, 0);
+        break;
+      case ExtKey.METADATA: {
+        if (len < 1 || 1 + value[0] > len) {
+          throw malformed(`Metadata entry name overruns its entry of length '${len}'`);
+        }
+        const name = text(value.subarray(1, 1 + value[0]), "metadata name");
+        (ext.metadata ??= []).push([name, text(value.subarray(1 + value[0]), "metadata value")]);
+        break;
+      }
+      // Unknown keys are skipped (PROTOCOL.md 1.2).
+    }
+    o = end;
+  }
+  return ext;
+}
+
+/**
+ * Splits a frame body into its extension entries and its payload.
+ *
+ * @param flags The frame's flags byte.
+ * @param body The frame body.
+ * @returns `ext`: the entries after `extLen` (undefined without the EXT flag), and `payload`.
+ * @throws {StreamwireError} `invalid_argument` if `extLen` overruns the body.
+ *
+ * @example Usage
+ * ```ts
+ * import { Flag, splitBody } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const { ext, payload } = splitBody(Flag.EXT, Uint8Array.of(0, 0, 42));
+ * assert.equal(ext?.length, 0);
+ * assert.deepEqual(payload, Uint8Array.of(42));
+ * ```
+ */
+export function splitBody(
+  flags: number,
+  body: Uint8Array,
+): { ext: Uint8Array | undefined; payload: Uint8Array } {
+  if (!(flags & Flag.EXT)) return { ext: undefined, payload: body };
+  if (body.length < 2) throw malformed(`Body of '${body.length}' bytes has no room for extLen`);
+  const extLen = u16(body, 0);
+  if (2 + extLen > body.length) {
+    throw malformed(`extLen '${extLen}' overruns the body of '${body.length}' bytes`);
+  }
+  return { ext: body.subarray(2, 2 + extLen), payload: body.subarray(2 + extLen) };
+}
+
+function callEntryAt(p: Uint8Array, o: number, what: string): [CallEntry, number] {
+  if (p.length - o < 2) throw malformed(`${what}: methodLen overruns the payload`);
+  const methodLen = u16(p, o);
+  if (methodLen === 0) throw malformed(`${what}: method name is empty`);
+  const paramsAt = o + 2 + methodLen;
+  if (paramsAt + 4 > p.length) {
+    throw malformed(`${what}: method of '${methodLen}' bytes overruns the payload`);
+  }
+  const paramsLen = u32(p, paramsAt);
+  const end = paramsAt + 4 + paramsLen;
+  if (end > p.length) {
+    throw malformed(`${what}: params of '${paramsLen}' bytes overrun the payload`);
+  }
+  const method = text(p.subarray(o + 2, o + 2 + methodLen), "method");
+  return [{ method, params: p.subarray(paramsAt + 4, end) }, end];
+}
+
+function statusPayload(p: Uint8Array, what: string, optional: boolean): [number, string] {
+  if (p.length === 0 && optional) return [Status.CANCELLED, ""];
+  if (p.length < 2) throw malformed(`${what} payload of '${p.length}' bytes has no code`);
+  return [u16(p, 0), text(p.subarray(2), `${what} message`)];
+}
+
+function countAt(p: Uint8Array, minEntry: number, what: string): number {
+  if (p.length < 4) throw malformed(`${what} payload of '${p.length}' bytes has no count`);
+  const count = u32(p, 0);
+  // Each entry takes at least `minEntry` bytes: refuse counts the payload
+  // cannot hold before allocating anything for them.
+  if (count * minEntry > p.length - 4) {
+    throw malformed(`${what} count '${count}' does not fit in '${p.length}' bytes`);
+  }
+  return count;
+}
+
+/**
+ * Decodes an (uncompressed) frame into a typed message.
+ *
+ * @param frame A frame whose compression bits are 0.
+ * @returns The message; byte fields are views into `frame.body`.
+ * @throws {StreamwireError} `invalid_argument` for a malformed body.
+ *
+ * @example Usage
+ * ```ts
+ * import { decodeMessage, encodeMessage, FrameType } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const frame = encodeMessage({
+ *   type: FrameType.REQUEST,
+ *   seq: 7,
+ *   method: "add",
+ *   params: new TextEncoder().encode("[2,40]"),
+ * });
+ * const message = decodeMessage(frame);
+ * assert.equal(message.type, FrameType.REQUEST);
+ * assert.equal(message.type === FrameType.REQUEST && message.method, "add");
+ * ```
+ */
+export function decodeMessage(frame: Frame): Message {
+  const { type, seq } = frame;
+  if (frame.flags & Flag.COMPRESSION_MASK) {
+    throw new StreamwireError(
+      Status.INTERNAL,
+      `Frame seq '${seq}' is still compressed: decompress before decoding`,
+    );
+  }
+  const { ext: extBytes, payload: p } = splitBody(frame.flags, frame.body);
+  const ext = extBytes === undefined ? undefined : decodeExtensions(extBytes);
+  let message: Message;
+  switch (type) {
+    case FrameType.REQUEST:
+    case FrameType.NOTIFY:
+    case FrameType.BROADCAST:
+    case FrameType.OPEN: {
+      const [entry, end] = callEntryAt(p, 0, "Call entry");
+      if (end !== p.length) {
+        throw malformed(`Call entry leaves '${p.length - end}' trailing bytes`);
+      }
+      message = { type, seq, method: entry.method, params: entry.params };
+      break;
+    }
+    case FrameType.RESPONSE:
+    case FrameType.DATA:
+      message = { type, seq, data: p };
+      break;
+    case FrameType.BATCH: {
+      const count = countAt(p, 6, "BATCH");
+      const entries: CallEntry[] = new Array(count);
+      let o = 4;
+      for (let i = 0; i < count; i++) {
+        const [entry, end] = callEntryAt(p, o, `BATCH entry ${i}`);
+        entries[i] = entry;
+        o = end;
+      }
+      if (o !== p.length) throw malformed(`BATCH leaves '${p.length - o}' trailing bytes`);
+      message = { type, seq, entries };
+      break;
+    }
+    case FrameType.BATCH_RESULT: {
+      const count = countAt(p, 6, "BATCH_RESULT");
+      const results: BatchResultEntry[] = new Array(count);
+      let o = 4;
+      for (let i = 0; i < count; i++) {
+        if (p.length - o < 6) throw malformed(`BATCH_RESULT entry ${i} overruns the payload`);
+        const len = u32(p, o + 2);
+        const end = o + 6 + len;
+        if (end > p.length) {
+          throw malformed(`BATCH_RESULT entry ${i} of '${len}' bytes overruns the payload`);
+        }
+        results[i] = { code: u16(p, o), data: p.subarray(o + 6, end) };
+        o = end;
+      }
+      if (o !== p.length) throw malformed(`BATCH_RESULT leaves '${p.length - o}' trailing bytes`);
+      message = { type, seq, results };
+      break;
+    }
+    case FrameType.HELLO:
+      message = { type, seq, hello: json(p, "HELLO payload") };
+      break;
+    case FrameType.HELLO_ACK:
+      message = { type, seq, ack: json(p, "HELLO_ACK payload") };
+      break;
+    case FrameType.PING:
+    case FrameType.PONG:
+      if (p.length > MAX_PING_PAYLOAD) {
+        throw malformed(`PING payload of '${p.length}' bytes exceeds '${MAX_PING_PAYLOAD}'`);
+      }
+      message = { type, seq, payload: p };
+      break;
+    case FrameType.GOAWAY:
+      if (p.length < 6) throw malformed(`GOAWAY payload of '${p.length}' bytes is too short`);
+      message = {
+        type,
+        seq,
+        code: u16(p, 0),
+        lastId: u32(p, 2),
+        reason: text(p.subarray(6), "GOAWAY reason"),
+      };
+      break;
+    case FrameType.END:
+      if (p.length !== 0) throw malformed(`END carries '${p.length}' payload bytes`);
+      message = { type, seq };
+      break;
+    case FrameType.CANCEL:
+    case FrameType.ERROR: {
+      const [code, msg] = statusPayload(p, type === FrameType.CANCEL ? "CANCEL" : "ERROR",
+        type === FrameType.CANCEL);
+      message = { type, seq, code, message: msg };
+      break;
+    }
+    case FrameType.CREDIT:
+      if (p.length !== 4) throw malformed(`CREDIT payload has '${p.length}' bytes, expected '4'`);
+      message = { type, seq, credit: u32(p, 0) };
+      break;
+    default:
+      throw new StreamwireError(
+        Status.UNIMPLEMENTED,
+        `Unknown frame type '0x${type.toString(16).padStart(2, "0")}'`,
+      );
+  }
+  if (ext !== undefined) message.ext = ext;
+  return message;
+}
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+const ASCII_CACHE_LIMIT = 1024;
+/** Method names repeat: their UTF-8 lengths are cached (bounded). */
+const lengthCache = new Map<string, number>();
+
+function strLength(s: string): number {
+  let n = lengthCache.get(s);
+  if (n === undefined) {
+    n = utf8Length(s);
+    if (lengthCache.size < ASCII_CACHE_LIMIT) lengthCache.set(s, n);
+  }
+  return n;
+}
+
+function extSize(ext: Extensions): number {
+  let n = 2;
+  if (ext.traceparent !== undefined) n += 3 + strLength(ext.traceparent);
+  if (ext.tracestate !== undefined) n += 3 + strLength(ext.tracestate);
+  if (ext.timeoutMs !== undefined) n += 7;
+  if (ext.metadata) {
+    for (const [name, value] of ext.metadata) n += 4 + strLength(name) + utf8Length(value);
+  }
+  return n;
+}
+
+function invalid(what: string): StreamwireError {
+  return new StreamwireError(Status.INVALID_ARGUMENT, what);
+}
+
+/**
+ * Number of body bytes `message` encodes to (extension block included).
+ *
+ * @param message Any message.
+ * @returns The body length.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodedBodySize, FrameType } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(encodedBodySize({ type: FrameType.CREDIT, seq: 3, credit: 64 }), 4);
+ * ```
+ */
+export function encodedBodySize(message: Message): number {
+  const base = message.ext ? extSize(message.ext) : 0;
+  switch (message.type) {
+    case FrameType.REQUEST:
+    case FrameType.NOTIFY:
+    case FrameType.BROADCAST:
+    case FrameType.OPEN:
+      return base + 6 + strLength(message.method) + message.params.length;
+    case FrameType.RESPONSE:
+    case FrameType.DATA:
+      return base + message.data.length;
+    case FrameType.BATCH: {
+      let n = base + 4;
+      for (const e of message.entries) n += 6 + strLength(e.method) + e.params.length;
+      return n;
+    }
+    case FrameType.BATCH_RESULT: {
+      let n = base + 4;
+      for (const r of message.results) n += 6 + r.data.length;
+      return n;
+    }
+    case FrameType.HELLO:
+      return base + utf8Length(JSON.stringify(message.hello));
+    case FrameType.HELLO_ACK:
+      return base + utf8Length(JSON.stringify(message.ack));
+    case FrameType.PING:
+    case FrameType.PONG:
+      return base + message.payload.length;
+    case FrameType.GOAWAY:
+      return base + 6 + utf8Length(message.reason);
+    case FrameType.END:
+      return base;
+    case FrameType.CANCEL:
+    case FrameType.ERROR:
+      return base + 2 + utf8Length(message.message);
+    case FrameType.CREDIT:
+      return base + 4;
+  }
+}
+
+/** Writes u16/u32 big-endian and strings into a target buffer. */
+class Writer {
+  buf: Uint8Array;
+  o: number;
+  constructor(buf: Uint8Array, o: number) {
+    this.buf = buf;
+    this.o = o;
+  }
+  u8(v: number): void {
+    this.buf[this.o++] = v;
+  }
+  u16(v: number): void {
+    const b = this.buf, o = this.o;
+    b[o] = v >>> 8;
+    b[o + 1] = v;
+    this.o = o + 2;
+  }
+  u32(v: number): void {
+    const b = this.buf, o = this.o;
+    b[o] = v >>> 24;
+    b[o + 1] = v >>> 16;
+    b[o + 2] = v >>> 8;
+    b[o + 3] = v;
+    this.o = o + 4;
+  }
+  bytes(v: Uint8Array): void {
+    this.buf.set(v, this.o);
+    this.o += v.length;
+  }
+  str(v: string): number {
+    const n = utf8EncodeInto(v, this.buf, this.o);
+    this.o += n;
+    return n;
+  }
+}
+
+function writeCall(w: Writer, method: string, params: Uint8Array): void {
+  const lenAt = w.o;
+  w.o += 2;
+  const n = w.str(method);
+  if (n === 0 || n > 0xffff) {
+    throw invalid(`Method name of '${n}' bytes is outside 1..65535`);
+  }
+  w.buf[lenAt] = n >>> 8;
+  w.buf[lenAt + 1] = n;
+  w.u32(params.length);
+  w.bytes(params);
+}
+
+function writeExt(w: Writer, ext: Extensions): void {
+  const lenAt = w.o;
+  w.o += 2;
+  const strEntry = (key: number, v: string) => {
+    w.u8(key);
+    const at = w.o;
+    w.o += 2;
+    const n = w.str(v);
+    if (n > 0xffff) throw invalid(`Extension 0x${key.toString(16)} of '${n}' bytes is too long`);
+    w.buf[at] = n >>> 8;
+    w.buf[at + 1] = n;
+  };
+  if (ext.traceparent !== undefined) strEntry(ExtKey.TRACEPARENT, ext.traceparent);
+  if (ext.tracestate !== undefined) strEntry(ExtKey.TRACESTATE, ext.tracestate);
+  if (ext.timeoutMs !== undefined) {
+    w.u8(ExtKey.TIMEOUT);
+    w.u16(4);
+    w.u32(Math.max(0, Math.min(0xffffffff, Math.floor(ext.timeoutMs))));
+  }
+  for (const [name, value] of ext.metadata ?? []) {
+    w.u8(ExtKey.METADATA);
+    const at = w.o;
+    w.o += 3;
+    const nameLen = w.str(name);
+    if (nameLen > 0xff) throw invalid(`Metadata name '${name}' exceeds 255 bytes`);
+    const n = 1 + nameLen + w.str(value);
+    if (n > 0xffff) throw invalid(`Metadata entry '${name}' of '${n}' bytes is too long`);
+    w.buf[at] = n >>> 8;
+    w.buf[at + 1] = n;
+    w.buf[at + 2] = nameLen;
+  }
+  const extLen = w.o - lenAt - 2;
+  if (extLen > 0xffff) throw invalid(`Extension block of '${extLen}' bytes exceeds '65535'`);
+  w.buf[lenAt] = extLen >>> 8;
+  w.buf[lenAt + 1] = extLen;
+}
+
+/**
+ * Writes the body of `message` into `target` at `offset`, which must have
+ * room for {@linkcode encodedBodySize} bytes; returns the offset after it.
+ *
+ * @param message Any message.
+ * @param target Destination buffer.
+ * @param offset Where the body starts in `target`.
+ * @returns The offset just past the written body.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodedBodySize, FrameType, writeMessageBody } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const message = { type: FrameType.CREDIT, seq: 1, credit: 32 } as const;
+ * const body = new Uint8Array(encodedBodySize(message));
+ * assert.equal(writeMessageBody(message, body, 0), 4);
+ * assert.deepEqual(body, Uint8Array.of(0, 0, 0, 32));
+ * ```
+ */
+export function writeMessageBody(message: Message, target: Uint8Array, offset: number): number {
+  const w = new Writer(target, offset);
+  if (message.ext) writeExt(w, message.ext);
+  switch (message.type) {
+    case FrameType.REQUEST:
+    case FrameType.NOTIFY:
+    case FrameType.BROADCAST:
+    case FrameType.OPEN:
+      writeCall(w, message.method, message.params);
+      break;
+    case FrameType.RESPONSE:
+    case FrameType.DATA:
+      w.bytes(message.data);
+      break;
+    case FrameType.BATCH:
+      w.u32(message.entries.length);
+      for (const e of message.entries) writeCall(w, e.method, e.params);
+      break;
+    case FrameType.BATCH_RESULT:
+      w.u32(message.results.length);
+      for (const r of message.results) {
+        w.u16(r.code);
+        w.u32(r.data.length);
+        w.bytes(r.data);
+      }
+      break;
+    case FrameType.HELLO:
+      w.str(JSON.stringify(message.hello));
+      break;
+    case FrameType.HELLO_ACK:
+      w.str(JSON.stringify(message.ack));
+      break;
+    case FrameType.PING:
+    case FrameType.PONG:
+      if (message.payload.length > MAX_PING_PAYLOAD) {
+        throw invalid(`PING payload of '${message.payload.length}' bytes exceeds '64'`);
+      }
+      w.bytes(message.payload);
+      break;
+    case FrameType.GOAWAY:
+      w.u16(message.code);
+      w.u32(message.lastId);
+      w.str(message.reason);
+      break;
+    case FrameType.END:
+      break;
+    case FrameType.CANCEL:
+    case FrameType.ERROR:
+      w.u16(message.code);
+      w.str(message.message);
+      break;
+    case FrameType.CREDIT:
+      w.u32(message.credit);
+      break;
+  }
+  return w.o;
+}
+
+/**
+ * Encodes a message into an uncompressed frame with a freshly allocated body.
+ * The batch encoders ({@linkcode MessageEncoderStream}) write many bodies into
+ * one buffer instead.
+ *
+ * @param message Any message.
+ * @returns The frame, with the EXT flag set when the message has extensions.
+ *
+ * @example Usage
+ * ```ts
+ * import { encodeMessage, FrameType } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const frame = encodeMessage({ type: FrameType.END, seq: 5 });
+ * assert.deepEqual(frame, { type: FrameType.END, flags: 0, seq: 5, body: new Uint8Array(0) });
+ * ```
+ */
+export function encodeMessage(message: Message): Frame {
+  const body = new Uint8Array(encodedBodySize(message));
+  writeMessageBody(message, body, 0);
+  return { type: message.type, flags: message.ext ? Flag.EXT : 0, seq: message.seq, body };
+}
