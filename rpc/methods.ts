@@ -1,0 +1,151 @@
+/**
+ * The method registry: names bound to handlers of one of four kinds.
+ *
+ * @module
+ */
+
+import { Status } from "../codec/constants.ts";
+import { StreamwireError } from "../codec/error.ts";
+import type { Session } from "../transport/session.ts";
+
+/** How a method exchanges messages. */
+export type MethodKind = "unary" | "server_stream" | "client_stream" | "bidi";
+
+/** What a handler knows about the call it serves. */
+export interface CallContext {
+  /** Method name. */
+  readonly method: string;
+  /** Call id (0 for NOTIFY and BROADCAST). */
+  readonly id: number;
+  /** Decoded params of the call entry. */
+  readonly params: unknown;
+  /** The caller's session. */
+  readonly session: Session;
+  /** Metadata entries of the call, in wire order. */
+  readonly metadata: readonly [string, string][];
+  /** W3C `traceparent` of the caller, if it sent one. */
+  readonly traceparent: string | undefined;
+  /** W3C `tracestate` of the caller, if it sent one. */
+  readonly tracestate: string | undefined;
+  /** When the caller stops waiting, in ms since epoch. */
+  readonly deadline: number;
+  /** Fires on CANCEL, deadline, disconnect or shutdown; `reason` is a {@linkcode StreamwireError}. */
+  readonly signal: AbortSignal;
+}
+
+/** A unary handler: params in, one result out (or a thrown error). */
+export type UnaryHandler = (params: unknown, ctx: CallContext) => unknown;
+/** A server-streaming handler: params in, a stream of results out. */
+export type ServerStreamHandler = (
+  params: unknown,
+  ctx: CallContext,
+) => ReadableStream<unknown> | AsyncIterable<unknown> | Iterable<unknown>;
+/** A client-streaming handler: a stream of values in (params in `ctx.params`), one result out. */
+export type ClientStreamHandler = (input: ReadableStream<unknown>, ctx: CallContext) => unknown;
+/** A bidirectional handler: a stream in, a stream out. */
+export type BidiHandler = (
+  input: ReadableStream<unknown>,
+  ctx: CallContext,
+) => ReadableStream<unknown> | AsyncIterable<unknown> | Iterable<unknown>;
+
+/** A registered method. */
+export type MethodEntry =
+  | { kind: "unary"; handler: UnaryHandler }
+  | { kind: "server_stream"; handler: ServerStreamHandler }
+  | { kind: "client_stream"; handler: ClientStreamHandler }
+  | { kind: "bidi"; handler: BidiHandler };
+
+/**
+ * Names bound to handlers. Registering a name twice replaces the handler.
+ *
+ * @example Usage
+ * ```ts
+ * import { Methods } from "@streamwire/streamwire/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const methods = new Methods()
+ *   .unary("add", (params) => {
+ *     const [a, b] = params as [number, number];
+ *     return a + b;
+ *   })
+ *   .serverStream("count", function* (n) {
+ *     for (let i = 1; i <= (n as number); i++) yield i;
+ *   });
+ * assert.equal(methods.get("add")?.kind, "unary");
+ * assert.deepEqual([...methods.names()], ["add", "count"]);
+ * ```
+ */
+export class Methods {
+  #entries = new Map<string, MethodEntry>();
+
+  /**
+   * Registers a unary method.
+   *
+   * @param name Method name.
+   * @param handler Returns the result or a promise of it.
+   * @returns This registry.
+   */
+  unary(name: string, handler: UnaryHandler): this {
+    return this.#add(name, { kind: "unary", handler });
+  }
+
+  /**
+   * Registers a server-streaming method.
+   *
+   * @param name Method name.
+   * @param handler Returns a stream or (async) iterable of results.
+   * @returns This registry.
+   */
+  serverStream(name: string, handler: ServerStreamHandler): this {
+    return this.#add(name, { kind: "server_stream", handler });
+  }
+
+  /**
+   * Registers a client-streaming method.
+   *
+   * @param name Method name.
+   * @param handler Reads the input stream and returns one result.
+   * @returns This registry.
+   */
+  clientStream(name: string, handler: ClientStreamHandler): this {
+    return this.#add(name, { kind: "client_stream", handler });
+  }
+
+  /**
+   * Registers a bidirectional method.
+   *
+   * @param name Method name.
+   * @param handler Reads the input stream and returns an output stream.
+   * @returns This registry.
+   */
+  bidi(name: string, handler: BidiHandler): this {
+    return this.#add(name, { kind: "bidi", handler });
+  }
+
+  /**
+   * Looks a method up.
+   *
+   * @param name Method name.
+   * @returns The entry, if registered.
+   */
+  get(name: string): MethodEntry | undefined {
+    return this.#entries.get(name);
+  }
+
+  /**
+   * Registered names.
+   *
+   * @returns An iterator over method names in registration order.
+   */
+  names(): IterableIterator<string> {
+    return this.#entries.keys();
+  }
+
+  #add(name: string, entry: MethodEntry): this {
+    if (typeof name !== "string" || name.length === 0) {
+      throw new StreamwireError(Status.INVALID_ARGUMENT, `Method name must be a non-empty string`);
+    }
+    this.#entries.set(name, entry);
+    return this;
+  }
+}
