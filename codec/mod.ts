@@ -31,6 +31,7 @@ export * from "./frame.ts";
 export * from "./crc32.ts";
 export * from "./deframer_stream.ts";
 export * from "./checksum_stream.ts";
+export * from "./compression.ts";
 export * from "./compression_stream.ts";
 export * from "./message.ts";
 export * from "./message_stream.ts";
