@@ -8,7 +8,9 @@ export class LineStream extends TransformStream<string, string> {
       transform(chunk, controller) {
         const parts = (rest + chunk).split("\n");
         rest = parts.pop()!;
-        for (const line of parts) controller.enqueue(line.endsWith("\r") ? line.slice(0, -1) : line);
+        for (const line of parts) {
+          controller.enqueue(line.endsWith("\r") ? line.slice(0, -1) : line);
+        }
       },
       flush(controller) {
         if (rest.length > 0) controller.enqueue(rest);

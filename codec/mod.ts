@@ -37,3 +37,5 @@ export * from "./message.ts";
 export * from "./message_stream.ts";
 export * from "./frame_encoder_stream.ts";
 export * from "./chain.ts";
+export * from "./payload_codec.ts";
+export * from "./struct.ts";

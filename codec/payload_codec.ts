@@ -74,7 +74,12 @@ const EMPTY = new Uint8Array(0);
 const MAX_REASON = 160;
 
 function reasonOf(error: unknown): string {
-  const text = error instanceof Error ? error.message : String(error);
+  let text: string;
+  try {
+    text = error instanceof Error ? error.message : String(error);
+  } catch {
+    text = "unprintable error";
+  }
   return text.length > MAX_REASON ? `${text.slice(0, MAX_REASON)}...` : text;
 }
 
@@ -137,7 +142,7 @@ export const jsonCodec: PayloadCodec = Object.freeze(
         throw encodeError("json", error);
       }
       if (text === undefined) {
-        throw encodeError("json", `JSON has no encoding for a ${typeof value}`);
+        throw encodeError("json", `JSON has no encoding for '${typeof value}'`);
       }
       return textEncoder.encode(text);
     },
@@ -240,7 +245,8 @@ export const msgpackCodec: PayloadCodec = Object.freeze(
  * - `int64AsNumber: true`: 8-byte integers (other encoders use them from
  *   2^32 on, such as millisecond timestamps) decode as numbers like JSON
  *   would, not `BigInt`; cbor-x has no exact-when-possible mode.
- * The last two are read by cbor-x but missing from its types, hence the cast.
+ * `useTag259ForMaps` and `int64AsNumber` are read by cbor-x but missing from
+ * its types, hence the cast.
  */
 const CBOR_OPTIONS = {
   useRecords: false,

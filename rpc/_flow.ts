@@ -62,7 +62,9 @@ export class Inbox<T> {
     if (this.#received >= this.#allowed) {
       throw new StreamwireError(
         Status.RESOURCE_EXHAUSTED,
-        `DATA beyond granted credit: '${this.#received - this.#allowed + 1}' frame(s) over a window of '${this.#window}'`,
+        `DATA beyond granted credit: '${
+          this.#received - this.#allowed + 1
+        }' frame(s) over a window of '${this.#window}'`,
       );
     }
     this.#received++;

@@ -22,7 +22,9 @@ function invalid(message: string): StreamwireError {
 
 function finite(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isFinite(value)) {
-    throw invalid(`${what} must be a finite number, got '${JSON.stringify(value) ?? String(value)}'`);
+    throw invalid(
+      `${what} must be a finite number, got '${JSON.stringify(value) ?? String(value)}'`,
+    );
   }
   return value;
 }

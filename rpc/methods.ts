@@ -64,12 +64,9 @@ export type MethodEntry =
  * import assert from "node:assert/strict";
  *
  * const methods = new Methods()
- *   .unary("add", (params) => {
- *     const [a, b] = params as [number, number];
- *     return a + b;
- *   })
- *   .serverStream("count", function* (n) {
- *     for (let i = 1; i <= (n as number); i++) yield i;
+ *   .unary("add", ([a, b]: [number, number]) => a + b)
+ *   .serverStream("count", function* (n: number) {
+ *     for (let i = 1; i <= n; i++) yield i;
  *   });
  * assert.equal(methods.get("add")?.kind, "unary");
  * assert.deepEqual([...methods.names()], ["add", "count"]);
@@ -82,11 +79,13 @@ export class Methods {
    * Registers a unary method.
    *
    * @param name Method name.
+   * @typeParam P Type of the decoded params, as the handler expects them (not checked).
    * @param handler Returns the result or a promise of it.
    * @returns This registry.
    */
-  unary(name: string, handler: UnaryHandler): this {
-    return this.#add(name, { kind: "unary", handler });
+  // deno-lint-ignore no-explicit-any
+  unary<P = any>(name: string, handler: (params: P, ctx: CallContext) => unknown): this {
+    return this.#add(name, { kind: "unary", handler: handler as UnaryHandler });
   }
 
   /**
@@ -96,8 +95,12 @@ export class Methods {
    * @param handler Returns a stream or (async) iterable of results.
    * @returns This registry.
    */
-  serverStream(name: string, handler: ServerStreamHandler): this {
-    return this.#add(name, { kind: "server_stream", handler });
+  // deno-lint-ignore no-explicit-any
+  serverStream<P = any>(
+    name: string,
+    handler: (params: P, ctx: CallContext) => ReturnType<ServerStreamHandler>,
+  ): this {
+    return this.#add(name, { kind: "server_stream", handler: handler as ServerStreamHandler });
   }
 
   /**
@@ -107,8 +110,12 @@ export class Methods {
    * @param handler Reads the input stream and returns one result.
    * @returns This registry.
    */
-  clientStream(name: string, handler: ClientStreamHandler): this {
-    return this.#add(name, { kind: "client_stream", handler });
+  // deno-lint-ignore no-explicit-any
+  clientStream<T = any>(
+    name: string,
+    handler: (input: ReadableStream<T>, ctx: CallContext) => unknown,
+  ): this {
+    return this.#add(name, { kind: "client_stream", handler: handler as ClientStreamHandler });
   }
 
   /**
@@ -118,8 +125,12 @@ export class Methods {
    * @param handler Reads the input stream and returns an output stream.
    * @returns This registry.
    */
-  bidi(name: string, handler: BidiHandler): this {
-    return this.#add(name, { kind: "bidi", handler });
+  // deno-lint-ignore no-explicit-any
+  bidi<T = any>(
+    name: string,
+    handler: (input: ReadableStream<T>, ctx: CallContext) => ReturnType<BidiHandler>,
+  ): this {
+    return this.#add(name, { kind: "bidi", handler: handler as BidiHandler });
   }
 
   /**

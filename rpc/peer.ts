@@ -10,6 +10,7 @@ import { StreamwireError } from "../codec/error.ts";
 import type { BatchResultEntry, CallEntry, Extensions, Message } from "../codec/message.ts";
 import { getCodec, type PayloadCodec } from "../codec/payload_codec.ts";
 import { type Session, SessionState } from "../transport/session.ts";
+import { Deadlines } from "./_deadlines.ts";
 import { CreditGate, Inbox } from "./_flow.ts";
 import type { CallContext, MethodEntry, Methods } from "./methods.ts";
 
@@ -121,7 +122,9 @@ export interface PendingCall {
 }
 
 interface Pending extends PendingCall {
-  timer: Timer | undefined;
+  /** Key in the deadline wheel, if the call has a timeout. */
+  timer: number | undefined;
+  timeout: number;
   onAbort: (() => void) | undefined;
 }
 
@@ -133,8 +136,10 @@ interface StreamCall {
 }
 
 interface Inbound {
+  id: number;
   controller: AbortController | undefined;
-  timer: Timer | undefined;
+  /** Key in the deadline wheel, once armed. */
+  timer: number | undefined;
   inbox?: Inbox<unknown>;
   gate?: CreditGate;
   cancelled: boolean;
@@ -164,7 +169,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     typeof (value as { then?: unknown }).then === "function";
 }
 
-function extOf(options: CallOptions, timeoutMs: number, traceparent: string | undefined): Extensions {
+function extOf(
+  options: CallOptions,
+  timeoutMs: number,
+  traceparent: string | undefined,
+): Extensions {
   const ext: Extensions = { timeoutMs };
   if (traceparent !== undefined) ext.traceparent = traceparent;
   if (options.tracestate !== undefined) ext.tracestate = options.tracestate;
@@ -200,6 +209,10 @@ export class RpcPeer {
   #inbound = new Map<number, Inbound>();
   #drainWaiters: (() => void)[] = [];
   #closed: StreamwireError | undefined;
+  #callDeadlines = new Deadlines<Pending>((call) =>
+    this.#forget(call, Status.DEADLINE_EXCEEDED, `Call exceeded '${call.timeout}' ms`)
+  );
+  #inboundDeadlines = new Deadlines<Inbound>((inbound) => this.#inboundExpired(inbound));
 
   /**
    * Serves and makes calls over an established session.
@@ -434,7 +447,10 @@ export class RpcPeer {
       timer = setTimeout(
         () =>
           cancel(
-            new StreamwireError(Status.DEADLINE_EXCEEDED, `Call '${method}' exceeded '${timeout}' ms`),
+            new StreamwireError(
+              Status.DEADLINE_EXCEEDED,
+              `Call '${method}' exceeded '${timeout}' ms`,
+            ),
           ),
         timeout,
       );
@@ -476,8 +492,8 @@ export class RpcPeer {
    */
   takePending(): PendingCall[] {
     const calls = [...this.#pending.values()];
+    this.#callDeadlines.clear();
     for (const call of calls) {
-      clearTimeout(call.timer);
       if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
     }
     this.#pending.clear();
@@ -493,7 +509,9 @@ export class RpcPeer {
   resend(call: PendingCall): void {
     const remaining = call.deadline - Date.now();
     if (remaining <= 0) {
-      call.reject(new StreamwireError(Status.DEADLINE_EXCEEDED, "Deadline passed before resending"));
+      call.reject(
+        new StreamwireError(Status.DEADLINE_EXCEEDED, "Deadline passed before resending"),
+      );
       return;
     }
     const message = call.message;
@@ -511,8 +529,8 @@ export class RpcPeer {
   close(reason: StreamwireError): void {
     if (this.#closed) return;
     this.#closed = reason;
+    this.#callDeadlines.clear();
     for (const call of this.#pending.values()) {
-      clearTimeout(call.timer);
       if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
       call.reject(reason);
     }
@@ -524,6 +542,7 @@ export class RpcPeer {
     }
     this.#streams.clear();
     for (const id of [...this.#inbound.keys()]) this.#abortInbound(id, reason);
+    this.#inboundDeadlines.clear();
     this.#wakeDrain();
   }
 
@@ -603,19 +622,15 @@ export class RpcPeer {
         reject: previous?.reject ?? reject,
         signal: options.signal,
         timer: undefined,
+        timeout,
         onAbort: undefined,
       };
       if (previous) {
         resolve(undefined);
       }
-      if (timeout > 0) {
-        call.timer = setTimeout(() => {
-          this.#forget(call, Status.DEADLINE_EXCEEDED, `Call exceeded '${timeout}' ms`);
-        }, timeout);
-      }
+      if (timeout > 0) call.timer = this.#callDeadlines.add(call, call.deadline);
       if (options.signal) {
-        call.onAbort = () =>
-          this.#forget(call, Status.CANCELLED, "Call cancelled by the caller");
+        call.onAbort = () => this.#forget(call, Status.CANCELLED, "Call cancelled by the caller");
         options.signal.addEventListener("abort", call.onAbort, { once: true });
       }
       this.#pending.set(id, call);
@@ -627,7 +642,7 @@ export class RpcPeer {
   #forget(call: Pending, code: number, message: string): void {
     if (this.#pending.get(call.id) !== call) return;
     this.#pending.delete(call.id);
-    clearTimeout(call.timer);
+    if (call.timer !== undefined) this.#callDeadlines.remove(call, call.timer);
     if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
     this.session.send({ type: FrameType.CANCEL, seq: call.id, code, message });
     call.reject(new StreamwireError(code, message));
@@ -637,7 +652,7 @@ export class RpcPeer {
     const call = this.#pending.get(id);
     if (call === undefined) return undefined;
     this.#pending.delete(id);
-    clearTimeout(call.timer);
+    if (call.timer !== undefined) this.#callDeadlines.remove(call, call.timer);
     if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
     return call;
   }
@@ -668,14 +683,22 @@ export class RpcPeer {
     call.resolve(outcomes);
   }
 
-  #push(type: typeof FrameType.NOTIFY | typeof FrameType.BROADCAST, m: CallEntry & { ext?: Extensions }): void {
+  #push(
+    type: typeof FrameType.NOTIFY | typeof FrameType.BROADCAST,
+    m: CallEntry & { ext?: Extensions },
+  ): void {
     if (type === FrameType.NOTIFY) {
       const entry = this.#methods?.get(m.method);
       if (entry?.kind === "unary") {
         // At most once, never answered: failures stay on this side.
         try {
           const params = this.#decode(m.params);
-          const detached: Inbound = { controller: undefined, timer: undefined, cancelled: false };
+          const detached: Inbound = {
+            id: 0,
+            controller: undefined,
+            timer: undefined,
+            cancelled: false,
+          };
           const result = entry.handler(params, this.#context(0, m.method, params, m.ext, detached));
           if (isThenable(result)) Promise.resolve(result).catch(() => {});
         } catch { /* NOTIFY is never answered */ }
@@ -728,7 +751,13 @@ export class RpcPeer {
   #admit(id: number): boolean {
     const goaway = this.session.goawayLastId;
     if (goaway !== undefined && id > goaway) {
-      this.#fail(id, new StreamwireError(Status.UNAVAILABLE, `Shutting down: call '${id}' is above lastId '${goaway}'`));
+      this.#fail(
+        id,
+        new StreamwireError(
+          Status.UNAVAILABLE,
+          `Shutting down: call '${id}' is above lastId '${goaway}'`,
+        ),
+      );
       return false;
     }
     if (this.#inbound.size >= this.#limits.maxConcurrentCalls) {
@@ -742,7 +771,10 @@ export class RpcPeer {
       return false;
     }
     if (this.#inbound.has(id)) {
-      this.#fail(id, new StreamwireError(Status.ALREADY_EXISTS, `Call id '${id}' is already in flight`));
+      this.#fail(
+        id,
+        new StreamwireError(Status.ALREADY_EXISTS, `Call id '${id}' is already in flight`),
+      );
       return false;
     }
     return true;
@@ -784,7 +816,10 @@ export class RpcPeer {
     try {
       data = this.#encode(value);
     } catch (error) {
-      this.#fail(id, new StreamwireError(Status.INTERNAL, `Result not encodable: ${(error as Error).message}`));
+      this.#fail(
+        id,
+        new StreamwireError(Status.INTERNAL, `Result not encodable: ${(error as Error).message}`),
+      );
       return;
     }
     this.session.send({ type: FrameType.RESPONSE, seq: id, data });
@@ -793,7 +828,7 @@ export class RpcPeer {
   #serveUnary(id: number, m: CallEntry, ext: Extensions | undefined): void {
     if (!this.#admit(id)) return;
     let result: unknown;
-    const inbound: Inbound = { controller: undefined, timer: undefined, cancelled: false };
+    const inbound: Inbound = { id, controller: undefined, timer: undefined, cancelled: false };
     try {
       const entry = this.#lookup(m.method, "unary");
       const params = this.#params(m.params, m.method);
@@ -821,20 +856,27 @@ export class RpcPeer {
     this.#respond(id, result);
   }
 
-  #armDeadline(id: number, inbound: Inbound, deadline: number): void {
-    inbound.timer = setTimeout(() => {
-      const error = new StreamwireError(Status.DEADLINE_EXCEEDED, `Deadline of call '${id}' exceeded`);
-      if (this.#inbound.get(id) !== inbound) return;
-      this.#abortInbound(id, error);
-      this.#fail(id, error);
-    }, Math.max(0, deadline - Date.now()));
+  #armDeadline(_id: number, inbound: Inbound, deadline: number): void {
+    inbound.timer = this.#inboundDeadlines.add(inbound, deadline);
+  }
+
+  #inboundExpired(inbound: Inbound): void {
+    const id = inbound.id;
+    if (this.#inbound.get(id) !== inbound) return;
+    inbound.timer = undefined;
+    const error = new StreamwireError(
+      Status.DEADLINE_EXCEEDED,
+      `Deadline of call '${id}' exceeded`,
+    );
+    this.#abortInbound(id, error);
+    this.#fail(id, error);
   }
 
   /** Removes a served call; false if it was already cancelled or aborted (send nothing). */
   #finishInbound(id: number, inbound: Inbound): boolean {
     if (this.#inbound.get(id) === inbound) {
       this.#inbound.delete(id);
-      clearTimeout(inbound.timer);
+      if (inbound.timer !== undefined) this.#inboundDeadlines.remove(inbound, inbound.timer);
       if (this.#inbound.size === 0) this.#wakeDrain();
     }
     return !inbound.cancelled;
@@ -845,7 +887,7 @@ export class RpcPeer {
     if (inbound === undefined) return;
     inbound.cancelled = true;
     this.#inbound.delete(id);
-    clearTimeout(inbound.timer);
+    if (inbound.timer !== undefined) this.#inboundDeadlines.remove(inbound, inbound.timer);
     inbound.controller?.abort(reason);
     inbound.inbox?.error(reason);
     inbound.gate?.close(reason);
@@ -870,7 +912,7 @@ export class RpcPeer {
       );
       return;
     }
-    const inbound: Inbound = { controller: undefined, timer: undefined, cancelled: false };
+    const inbound: Inbound = { id, controller: undefined, timer: undefined, cancelled: false };
     this.#inbound.set(id, inbound);
     const results: BatchResultEntry[] = new Array(entries.length);
     const encoder = new TextEncoder();
@@ -941,6 +983,7 @@ export class RpcPeer {
     if (!this.#admit(id)) return;
     const session = this.session;
     const inbound: Inbound = {
+      id,
       controller: undefined,
       timer: undefined,
       cancelled: false,
@@ -999,19 +1042,25 @@ export class RpcPeer {
     const session = this.session;
     const gate = inbound.gate!;
     const codec = this.codec;
-    const send = async (value: unknown) => {
-      if (!gate.tryTake()) await gate.take();
-      if (!session.writable) await session.ready();
+    // Credit and queue room are awaited only when exhausted, so a producer
+    // with values at hand sends a whole window in one synchronous run and
+    // the session writes it as one chunk.
+    const send = (value: unknown): boolean => {
       if (inbound.cancelled) return false;
       session.send({ type: FrameType.DATA, seq: id, data: codec.encode(value) });
       return true;
+    };
+    const room = async (): Promise<boolean> => {
+      if (!gate.tryTake()) await gate.take();
+      if (!session.writable) await session.ready();
+      return !inbound.cancelled;
     };
     if (output instanceof ReadableStream) {
       const reader = output.getReader();
       try {
         while (!inbound.cancelled) {
           const { value, done } = await reader.read();
-          if (done || !(await send(value))) break;
+          if (done || !(await room()) || !send(value)) break;
         }
       } finally {
         if (inbound.cancelled) reader.cancel(inbound.controller?.signal.reason).catch(() => {});
@@ -1019,13 +1068,27 @@ export class RpcPeer {
       }
       return;
     }
-    const iterator = Symbol.asyncIterator in output
-      ? (output as AsyncIterable<unknown>)[Symbol.asyncIterator]()
-      : (output as Iterable<unknown>)[Symbol.iterator]();
+    if (!(Symbol.asyncIterator in output)) {
+      const iterator = (output as Iterable<unknown>)[Symbol.iterator]();
+      try {
+        while (!inbound.cancelled) {
+          const step = iterator.next();
+          if (step.done) break;
+          if (gate.credit <= 0 || !session.writable) {
+            if (!(await room())) break;
+          } else gate.tryTake();
+          if (!send(step.value)) break;
+        }
+      } finally {
+        if (inbound.cancelled) iterator.return?.();
+      }
+      return;
+    }
+    const iterator = (output as AsyncIterable<unknown>)[Symbol.asyncIterator]();
     try {
       while (!inbound.cancelled) {
         const step = await iterator.next();
-        if (step.done || !(await send(step.value))) break;
+        if (step.done || !(await room()) || !send(step.value)) break;
       }
     } finally {
       if (inbound.cancelled) await iterator.return?.();
@@ -1051,7 +1114,12 @@ export class RpcPeer {
             call.inbox.push(this.#decode(m.data));
           } catch (error) {
             const e = errorOf(error);
-            this.session.send({ type: FrameType.CANCEL, seq: id, code: e.code, message: e.message });
+            this.session.send({
+              type: FrameType.CANCEL,
+              seq: id,
+              code: e.code,
+              message: e.message,
+            });
             call.inbox.error(e);
             call.gate.close(e);
             call.onEnd?.();

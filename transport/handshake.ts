@@ -10,7 +10,6 @@ import { type CompressionName, DEFAULT_MAX_FRAME, Status, VERSION } from "../cod
 import { StreamwireError } from "../codec/error.ts";
 import type { CodecName } from "../codec/payload_codec.ts";
 
-
 /** Codecs in this implementation's order of preference. */
 export const SUPPORTED_CODECS: readonly CodecName[] = ["msgpack", "cbor", "json", "raw"];
 /** Compression algorithms in this implementation's order of preference. */
@@ -134,7 +133,10 @@ export function tokensEqual(a: string, b: string): boolean {
 
 function stringList(value: unknown, field: string): string[] {
   if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
-    throw new StreamwireError(Status.INVALID_ARGUMENT, `HELLO field '${field}' must be a list of strings`);
+    throw new StreamwireError(
+      Status.INVALID_ARGUMENT,
+      `HELLO field '${field}' must be a list of strings`,
+    );
   }
   return value;
 }
@@ -189,14 +191,18 @@ export function negotiate(
   }
   const offered = stringList(hello.codecs, "codecs");
   const ours = options.codecs ?? SUPPORTED_CODECS;
-  const codec = offered.find((c) => (ours as readonly string[]).includes(c)) as CodecName | undefined;
+  const codec = offered.find((c) => (ours as readonly string[]).includes(c)) as
+    | CodecName
+    | undefined;
   if (codec === undefined) {
     throw new StreamwireError(
       Status.UNIMPLEMENTED,
       `No common codec: offered '${offered.join(",")}', supported '${ours.join(",")}'`,
     );
   }
-  const accepted = hello.compression === undefined ? [] : stringList(hello.compression, "compression");
+  const accepted = hello.compression === undefined
+    ? []
+    : stringList(hello.compression, "compression");
   const compression = (options.compression ?? SUPPORTED_COMPRESSION).filter((c) =>
     accepted.includes(c)
   );
@@ -243,8 +249,9 @@ export function acceptAck(
     );
   }
   const offered = hello.compression as string[];
-  const compression = (ack.compression === undefined ? [] : stringList(ack.compression, "compression"))
-    .filter((c) => offered.includes(c)) as CompressionName[];
+  const compression =
+    (ack.compression === undefined ? [] : stringList(ack.compression, "compression"))
+      .filter((c) => offered.includes(c)) as CompressionName[];
   if (typeof ack.session !== "string") {
     throw new StreamwireError(Status.INVALID_ARGUMENT, "HELLO_ACK has no session id");
   }
@@ -252,7 +259,10 @@ export function acceptAck(
     session: ack.session,
     codec: ack.codec as CodecName,
     compression,
-    heartbeatMs: Math.max(MIN_HEARTBEAT_MS, positive(ack.heartbeatMs, "heartbeatMs", DEFAULT_HEARTBEAT_MS)),
+    heartbeatMs: Math.max(
+      MIN_HEARTBEAT_MS,
+      positive(ack.heartbeatMs, "heartbeatMs", DEFAULT_HEARTBEAT_MS),
+    ),
     maxFrame: positive(ack.maxFrame, "maxFrame", DEFAULT_MAX_FRAME),
     window: positive(ack.window, "window", DEFAULT_WINDOW),
   };

@@ -9,7 +9,7 @@ import { FrameType, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Message } from "../codec/message.ts";
 import type { Connection } from "./connection.ts";
-import { acceptAck, helloPayload, type HelloOptions } from "./handshake.ts";
+import { acceptAck, type HelloOptions, helloPayload } from "./handshake.ts";
 import { Session, type SessionHandler, type SessionLimits, SessionState } from "./session.ts";
 
 /** Options of {@linkcode openSession}. */

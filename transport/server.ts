@@ -257,7 +257,9 @@ export class Server {
     if (typeof topic !== "string" || topic.length === 0 || topic.length > MAX_TOPIC_LENGTH) {
       throw new StreamwireError(
         Status.INVALID_ARGUMENT,
-        `Topic must be a string of 1..${MAX_TOPIC_LENGTH} characters, got '${String(topic).slice(0, 300)}'`,
+        `Topic must be a string of 1..${MAX_TOPIC_LENGTH} characters, got '${
+          String(topic).slice(0, 300)
+        }'`,
       );
     }
     if (session.topics.has(topic)) return;
@@ -344,7 +346,9 @@ export class Server {
       }
       return bytes;
     };
-    const targets = options.topic === undefined ? this.#sessions.values() : this.members(options.topic);
+    const targets = options.topic === undefined
+      ? this.#sessions.values()
+      : this.members(options.topic);
     const result: BroadcastResult = { delivered: 0, dropped: 0 };
     const slow: Session[] = [];
     for (const session of targets) {

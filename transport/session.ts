@@ -189,7 +189,8 @@ export class Session extends EventTarget {
   #queueBytes = 0;
   #queueFrames = 0;
   #queueCounts: number[] = [];
-  #pumping: Promise<void> | undefined;
+  #writing = false;
+  #pumpDone: Promise<void> = Promise.resolve();
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #readyWaiters: (() => void)[] = [];
   #pingWindowStart = 0;
@@ -281,7 +282,10 @@ export class Session extends EventTarget {
     const from = this.#state;
     if (from === next) return;
     if (!TRANSITIONS[from].includes(next)) {
-      throw new StreamwireError(Status.INTERNAL, `Illegal session transition '${from}' -> '${next}'`);
+      throw new StreamwireError(
+        Status.INTERNAL,
+        `Illegal session transition '${from}' -> '${next}'`,
+      );
     }
     this.#state = next;
     this.dispatchEvent(new CustomEvent("statechange", { detail: { from, to: next } }));
@@ -313,9 +317,15 @@ export class Session extends EventTarget {
     if (this.#state === SessionState.CLOSED || this.#closing) return false;
     this.#pending.push(message);
     this.#queueFrames++;
-    if (!this.#flushScheduled) {
+    // While a write is in flight, messages accumulate and the writer takes
+    // them all in its next write; otherwise they go out at the end of this
+    // microtask, together with whatever else it queues.
+    if (!this.#writing && !this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(() => {
+        this.#flushScheduled = false;
+        if (this.#pending.length > 0) this.#startPump();
+      });
     }
     return true;
   }
@@ -336,6 +346,7 @@ export class Session extends EventTarget {
     ) return false;
     this.#flush();
     this.#enqueue(bytes, frames);
+    this.#startPump();
     return true;
   }
 
@@ -369,7 +380,7 @@ export class Session extends EventTarget {
     }
     this.#closing = true;
     if (this.#state !== SessionState.DISCONNECTING) this.transition(SessionState.DISCONNECTING);
-    this.#flush();
+    this.#startPump();
     const drained = this.#drainWrites();
     const timer = setTimeout(() => this.#terminate(), this.#limits.closeTimeoutMs);
     drained.then(() => {
@@ -405,7 +416,10 @@ export class Session extends EventTarget {
     const silent = now - this.stats.lastReceivedAt;
     if (silent >= 3 * hb) {
       this.close(
-        new StreamwireError(Status.UNAVAILABLE, `Peer silent for '${silent}' ms (heartbeat '${hb}' ms)`),
+        new StreamwireError(
+          Status.UNAVAILABLE,
+          `Peer silent for '${silent}' ms (heartbeat '${hb}' ms)`,
+        ),
       );
       return;
     }
@@ -488,7 +502,9 @@ export class Session extends EventTarget {
         continue;
       }
       if (message.type === FrameType.HELLO || message.type === FrameType.HELLO_ACK) {
-        this.close(new StreamwireError(Status.FAILED_PRECONDITION, "Handshake frame after the handshake"));
+        this.close(
+          new StreamwireError(Status.FAILED_PRECONDITION, "Handshake frame after the handshake"),
+        );
         return;
       }
       if (CALL_OPENERS.has(message.type) && message.seq > this.lastPeerCallId) {
@@ -498,8 +514,10 @@ export class Session extends EventTarget {
     }
     if (calls === undefined) return;
     if (this.#state === SessionState.CONNECTING) {
-      const bad = calls.find((m) => !PRE_HANDSHAKE.has(m.type) && m.type !== FrameType.HELLO &&
-        m.type !== FrameType.HELLO_ACK);
+      const bad = calls.find((m) =>
+        !PRE_HANDSHAKE.has(m.type) && m.type !== FrameType.HELLO &&
+        m.type !== FrameType.HELLO_ACK
+      );
       if (bad !== undefined) {
         this.close(
           new StreamwireError(
@@ -532,8 +550,8 @@ export class Session extends EventTarget {
     this.send({ type: FrameType.PONG, seq, payload });
   }
 
+  /** Encodes the pending messages into the write queue, in one buffer. */
   #flush(): void {
-    this.#flushScheduled = false;
     const pending = this.#pending;
     if (pending.length === 0) return;
     this.#pending = [];
@@ -555,12 +573,19 @@ export class Session extends EventTarget {
     this.#queueFrames += frames;
     this.stats.framesOut += frames;
     this.stats.lastSentAt = Date.now();
-    if (this.#pumping === undefined) this.#pumping = this.#pump();
+  }
+
+  #startPump(): void {
+    if (this.#writing) return;
+    this.#writing = true;
+    this.#pumpDone = this.#pump();
   }
 
   async #pump(): Promise<void> {
     try {
-      while (this.#queue.length > 0 && this.#state !== SessionState.CLOSED) {
+      for (;;) {
+        this.#flush();
+        if (this.#queue.length === 0 || this.#state === SessionState.CLOSED) break;
         const queue = this.#queue;
         const counts = this.#queueCounts;
         this.#queue = [];
@@ -578,7 +603,7 @@ export class Session extends EventTarget {
     } catch {
       this.#terminate();
     } finally {
-      this.#pumping = undefined;
+      this.#writing = false;
     }
   }
 
@@ -590,7 +615,7 @@ export class Session extends EventTarget {
   }
 
   async #drainWrites(): Promise<void> {
-    while (this.#pumping !== undefined) await this.#pumping;
+    while (this.#writing) await this.#pumpDone;
   }
 
   #terminate(): void {
