@@ -2,13 +2,15 @@
  * A bounded decoder for the LZ4 frame format (LZ4 Frame Format Description
  * v1.6) and the LZ4 block format it carries.
  *
- * lz4-napi encodes frames well but decodes without an output bound, so a
- * small hostile frame could make it allocate gigabytes. This decoder reads
- * hostile input in two passes: the first walks every header and sequence
- * token, checking each length against the input, and so learns the exact
- * decoded size without writing anything; only if that size fits `maxOutput`
- * is the output allocated, once, and the second pass decodes into it,
- * checking every match offset.
+ * Decoders that trust the frame (lz4-napi's, for one) decode without an
+ * output bound, so a small hostile frame could make them allocate gigabytes.
+ * This decoder reads hostile input in two passes: the first walks every
+ * header and sequence token, checking each length against the input, and so
+ * learns the exact decoded size without writing anything; only if that size
+ * fits `maxOutput` is the output allocated, once, and the second pass
+ * decodes into it, checking every match offset.
+ *
+ * The encoder is in `_lz4_compress.ts`.
  *
  * @module
  */

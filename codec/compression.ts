@@ -6,13 +6,13 @@
  * PROTOCOL.md 1.3) and stops inflating as soon as the cap is passed, so a
  * small hostile payload never makes the receiver allocate more than the cap.
  *
- * Importing this module loads lz4-napi, a native add-on: under Deno it needs
- * `--allow-env`, `--allow-read` and `--allow-ffi`.
+ * LZ4 is plain TypeScript (`_lz4_compress.ts`, `_lz4.ts`) and zlib and
+ * Zstandard come from `node:zlib`: importing this module needs no
+ * permissions.
  *
  * @module
  */
 
-import { Buffer } from "node:buffer";
 import {
   constants as zlibConstants,
   deflateSync,
@@ -21,10 +21,10 @@ import {
   zstdDecompressSync,
   type ZstdOptions,
 } from "node:zlib";
-import { compressFrameSync } from "lz4-napi";
 import { Compression, COMPRESSION_NAMES, type CompressionName, Status } from "./constants.ts";
 import { StreamwireError } from "./error.ts";
 import { decodeLz4, payloadTooLarge } from "./_lz4.ts";
+import { lz4CompressFrame } from "./_lz4_compress.ts";
 
 /** Options of {@linkcode compress}. */
 export interface PayloadCompressOptions {
@@ -71,10 +71,11 @@ const SKIPPABLE_MAGIC = 0x184d2a50;
  * Compresses a payload with one of the algorithms of PROTOCOL.md 1.1.
  *
  * zlib output is the RFC 1950 format of `CompressionStream("deflate")`. LZ4
- * output is one LZ4 frame of independent blocks (64 KiB to 4 MiB, as
- * lz4-napi picks) without checksums: the frame's CRC-32 already covers the
- * body. Zstandard output is one frame that declares its content size, so a
- * receiver can refuse it before inflating.
+ * output is one LZ4 frame that declares its content size, made of
+ * independent blocks no larger than the payload needs (64 KiB to 4 MiB),
+ * without checksums: the frame's CRC-32 already covers the body. Zstandard
+ * output is one frame that declares its content size too, so a receiver can
+ * refuse either before inflating.
  *
  * @param algorithm The algorithm; `Compression.NONE` returns `data` itself.
  * @param data The payload.
@@ -107,7 +108,7 @@ export function compress(
       return run(() => deflateSync(data, { level }));
     }
     case Compression.LZ4:
-      return run(() => compressFrameSync(Buffer.from(data.buffer, data.byteOffset, data.length)));
+      return run(() => lz4CompressFrame(data));
     case Compression.ZSTD: {
       const level = levelOf(algorithm, options.level);
       const zstdOptions: ZstdOptions & { pledgedSrcSize: number } = {

@@ -1,7 +1,9 @@
 /**
  * Payload compression: speed of each algorithm against a plain copy, on 1 MiB
  * of log-like text and on a 4 KiB JSON document, with the compression ratios
- * printed once at start.
+ * printed once at start. Our TypeScript LZ4 encoder and bounded decoder are
+ * compared with the native add-on lz4-napi (which the library does not use:
+ * it would need --allow-ffi).
  *
  * Run with `deno bench -A codec/compression_bench.ts`.
  *
@@ -9,7 +11,7 @@
  */
 
 import { Buffer } from "node:buffer";
-import { decompressFrameSync } from "lz4-napi";
+import { compressFrameSync, decompressFrameSync } from "lz4-napi";
 import { Compression } from "./constants.ts";
 import { compress, decompress } from "./compression.ts";
 
@@ -98,7 +100,7 @@ const inputs = { "1 MiB text": logText(1024 * 1024), "4 KiB JSON": jsonDocument(
 const algorithms = [
   ["zlib level 4 (default)", Compression.ZLIB, undefined],
   ["zlib level 6", Compression.ZLIB, 6],
-  ["lz4", Compression.LZ4, undefined],
+  ["lz4 (TypeScript)", Compression.LZ4, undefined],
   ["zstd level 3 (default)", Compression.ZSTD, undefined],
 ] as const;
 
@@ -124,6 +126,8 @@ for (const [input, data] of Object.entries(inputs)) {
     const packed = compress(Compression.ZLIB, data, { level });
     ratios.push(`zlib level ${level} ${(data.length / packed.length).toFixed(2)}`);
   }
+  const native = compressFrameSync(Buffer.from(data.buffer, data.byteOffset, data.length));
+  ratios.push(`lz4 via lz4-napi ${(data.length / native.length).toFixed(2)}`);
   const deflate = (await deflateStream(data)).byteLength;
   ratios.push(`CompressionStream deflate ${(data.length / deflate).toFixed(2)}`);
   console.log(`compression ratio, ${input} (${data.length} bytes): ${ratios.join(", ")}`);
@@ -147,6 +151,10 @@ for (const [input, data] of Object.entries(inputs)) {
       decompress(code, packed, { maxOutput: MAX_OUTPUT });
     });
   }
+  const buffer = Buffer.from(data.buffer, data.byteOffset, data.length);
+  Deno.bench({ group: compressGroup, name: "lz4 via lz4-napi (native)" }, () => {
+    compressFrameSync(buffer);
+  });
   const lz4 = compress(Compression.LZ4, data);
   Deno.bench({ group: decompressGroup, name: "lz4 via lz4-napi (no output bound)" }, () => {
     decompressFrameSync(Buffer.from(lz4.buffer, lz4.byteOffset, lz4.length));

@@ -64,7 +64,7 @@ function acceptMask(accept: readonly CompressionName[]): number {
   return mask;
 }
 
-function withBody(frame: Frame, ext: Uint8Array | undefined, payload: Uint8Array): Uint8Array {
+function withBody(ext: Uint8Array | undefined, payload: Uint8Array): Uint8Array {
   if (ext === undefined) return payload;
   const body = new Uint8Array(2 + ext.length + payload.length);
   body[0] = ext.length >>> 8;
@@ -96,7 +96,11 @@ function withBody(frame: Frame, ext: Uint8Array | undefined, payload: Uint8Array
  * ```
  */
 export function decompressFrame(frame: Frame, options: DecompressOptions = {}): Frame {
-  return decompressWith(frame, options.maxFrame ?? DEFAULT_MAX_FRAME, acceptMask(options.accept ?? ALL));
+  return decompressWith(
+    frame,
+    options.maxFrame ?? DEFAULT_MAX_FRAME,
+    acceptMask(options.accept ?? ALL),
+  );
 }
 
 function decompressWith(frame: Frame, maxFrame: number, mask: number): Frame {
@@ -115,7 +119,7 @@ function decompressWith(frame: Frame, maxFrame: number, mask: number): Frame {
     type: frame.type,
     flags: frame.flags & ~Flag.COMPRESSION_MASK,
     seq: frame.seq,
-    body: withBody(frame, ext, plain),
+    body: withBody(ext, plain),
   };
 }
 
@@ -151,7 +155,7 @@ export function compressFrame(frame: Frame, options: CompressOptions): Frame {
     type: frame.type,
     flags: frame.flags | code,
     seq: frame.seq,
-    body: withBody(frame, ext, packed),
+    body: withBody(ext, packed),
   };
 }
 

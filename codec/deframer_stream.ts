@@ -28,6 +28,12 @@ export interface DeframerOptions {
   maxFrame?: number;
 }
 
+/**
+ * Pieces of an incomplete frame shorter than this are copied rather than
+ * kept as views: a view costs an object of its own and pins its whole buffer.
+ */
+const COALESCE = 4096;
+
 function hex(n: number, width: number): string {
   return "0x" + n.toString(16).padStart(width, "0");
 }
@@ -98,9 +104,12 @@ function frameAt(buf: Uint8Array, offset: number, length: number): Frame {
  * for callers that run their own read loop.
  *
  * Frames that lie wholly inside one pushed chunk are views into it (no copy);
- * a frame split across chunks is assembled once, when its last byte arrives,
- * so every buffered byte is copied at most once and memory held never exceeds
- * what the peer actually sent.
+ * a frame split across chunks is assembled once, when its last byte arrives.
+ * Until then the deframer keeps views of large pieces and copies small ones
+ * (pieces under 4 KiB, or under half of the buffer they view) into a buffer
+ * of its own, so memory held stays within about twice what the peer actually
+ * sent: a peer trickling one byte per read pins neither a read buffer nor an
+ * array object per byte.
  *
  * @example Usage
  * ```ts
@@ -125,6 +134,9 @@ export class Deframer {
   #partBytes = 0;
   /** Full size of the incomplete frame, or 0 while its header is incomplete. */
   #need = 0;
+  /** Owned buffer that small pieces are copied into; its filled part is the last of `#parts`. */
+  #tail: Uint8Array | undefined;
+  #tailUsed = 0;
 
   /**
    * Creates a deframer.
@@ -167,10 +179,31 @@ export class Deframer {
       out.push(frameAt(chunk, offset, length));
       offset = end;
     }
-    if (offset < n) {
-      this.#parts.push(chunk.subarray(offset));
-      this.#partBytes = n - offset;
+    if (offset < n) this.#keep(chunk.subarray(offset));
+  }
+
+  /** Keeps a piece of the incomplete frame, as a view if that pins little memory. */
+  #keep(piece: Uint8Array): void {
+    const n = piece.length;
+    const before = this.#partBytes;
+    this.#partBytes = before + n;
+    if (n >= COALESCE && piece.buffer.byteLength <= 2 * n) {
+      this.#parts.push(piece);
+      this.#tail = undefined;
+      return;
     }
+    let tail = this.#tail;
+    if (tail === undefined || tail.length - this.#tailUsed < n) {
+      // Room for what the header or frame still lacks, bounded by COALESCE
+      // so that a header declaring 16 MiB allocates nothing near that.
+      const lacking = (this.#need > 0 ? this.#need : HEADER_SIZE) - before;
+      tail = this.#tail = new Uint8Array(Math.max(n, Math.min(COALESCE, lacking)));
+      this.#tailUsed = 0;
+      this.#parts.push(tail);
+    }
+    tail.set(piece, this.#tailUsed);
+    this.#tailUsed += n;
+    this.#parts[this.#parts.length - 1] = tail.subarray(0, this.#tailUsed);
   }
 
   /**
@@ -182,8 +215,7 @@ export class Deframer {
       // The header itself is split: gather its 17 bytes first.
       const missing = HEADER_SIZE - this.#partBytes;
       if (chunk.length < missing) {
-        this.#parts.push(chunk);
-        this.#partBytes += chunk.length;
+        this.#keep(chunk);
         return -1;
       }
       const header = new Uint8Array(HEADER_SIZE);
@@ -197,8 +229,7 @@ export class Deframer {
     }
     const missing = this.#need - this.#partBytes;
     if (chunk.length < missing) {
-      this.#parts.push(chunk);
-      this.#partBytes += chunk.length;
+      this.#keep(chunk);
       return -1;
     }
     const frame = new Uint8Array(this.#need);
@@ -212,6 +243,7 @@ export class Deframer {
     this.#parts = [];
     this.#partBytes = 0;
     this.#need = 0;
+    this.#tail = undefined;
     return missing;
   }
 

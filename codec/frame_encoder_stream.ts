@@ -109,8 +109,12 @@ export function encodeFrames(frames: readonly Frame[]): Uint8Array {
     const buf = new Uint8Array(inPlace.buffer);
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i];
-      o = writeHeader(buf, o, { type: f.type, flags: f.flags & ~Flag.RESERVED_MASK, seq: f.seq },
-        f.body.length);
+      o = writeHeader(
+        buf,
+        o,
+        { type: f.type, flags: f.flags & ~Flag.RESERVED_MASK, seq: f.seq },
+        f.body.length,
+      );
     }
     return inPlace;
   }
@@ -121,8 +125,12 @@ export function encodeFrames(frames: readonly Frame[]): Uint8Array {
   for (let i = 0; i < frames.length; i++) {
     const f = frames[i];
     out.set(f.body, o + HEADER_SIZE);
-    o = writeHeader(out, o, { type: f.type, flags: f.flags & ~Flag.RESERVED_MASK, seq: f.seq },
-      f.body.length);
+    o = writeHeader(
+      out,
+      o,
+      { type: f.type, flags: f.flags & ~Flag.RESERVED_MASK, seq: f.seq },
+      f.body.length,
+    );
   }
   return out;
 }

@@ -221,7 +221,9 @@ export function decodeExtensions(entries: Uint8Array): Extensions {
     const end = start + len;
     if (end > entries.length) {
       throw malformed(
-        `Extension 0x${key.toString(16)} of length '${len}' at '${o}' overruns extLen '${entries.length}'`,
+        `Extension 0x${
+          key.toString(16)
+        } of length '${len}' at '${o}' overruns extLen '${entries.length}'`,
       );
     }
     const value = entries.subarray(start, end);
@@ -244,7 +246,7 @@ export function decodeExtensions(entries: Uint8Array): Extensions {
         (ext.metadata ??= []).push([name, text(value.subarray(1 + value[0]), "metadata value")]);
         break;
       }
-      // Unknown keys are skipped (PROTOCOL.md 1.2).
+        // Unknown keys are skipped (PROTOCOL.md 1.2).
     }
     o = end;
   }
@@ -426,8 +428,11 @@ export function decodeMessage(frame: Frame): Message {
       break;
     case FrameType.CANCEL:
     case FrameType.ERROR: {
-      const [code, msg] = statusPayload(p, type === FrameType.CANCEL ? "CANCEL" : "ERROR",
-        type === FrameType.CANCEL);
+      const [code, msg] = statusPayload(
+        p,
+        type === FrameType.CANCEL ? "CANCEL" : "ERROR",
+        type === FrameType.CANCEL,
+      );
       message = { type, seq, code, message: msg };
       break;
     }

@@ -29,10 +29,18 @@
  * @module
  */
 
-import { C1, type Options as MsgpackOptions, Packr } from "msgpackr";
-import { Encoder as CborEncoder, type Options as CborOptions } from "cbor-x";
+// The `pack` and `encode` subpaths load the pure-JS builds: the main entry
+// points probe for native add-ons and need environment permissions to load.
+import * as msgpackr from "msgpackr/pack";
+import type { Options as MsgpackOptions } from "msgpackr";
+import { Encoder as CborEncoder } from "cbor-x/encode";
+import type { Options as CborOptions } from "cbor-x";
 import { Status } from "./constants.ts";
 import { StreamwireError } from "./error.ts";
+
+const { Packr } = msgpackr;
+/** msgpackr's marker for the never-used 0xC1 byte (present at run time, absent from its types). */
+const C1 = (msgpackr as unknown as { C1: unknown }).C1;
 
 /** Codec names used in the handshake (PROTOCOL.md 4). */
 export type CodecName = "json" | "msgpack" | "cbor" | "raw";

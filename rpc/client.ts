@@ -7,7 +7,7 @@
 
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
-import { connect as dial, type ConnectOptions } from "../transport/connect.ts";
+import { dial, type DialOptions } from "../transport/dial.ts";
 import type { Connection } from "../transport/connection.ts";
 import type { HelloOptions } from "../transport/handshake.ts";
 import { openSession } from "../transport/open_session.ts";
@@ -587,7 +587,7 @@ export class RpcClient extends EventTarget {
  * ```
  */
 export async function connect(
-  target: string | URL | ConnectOptions,
+  target: string | URL | DialOptions,
   options: ClientOptions = {},
 ): Promise<RpcClient> {
   const client = new RpcClient(options.dial ?? (() => dial(target)), options);

@@ -4,11 +4,11 @@
 import assert from "node:assert/strict";
 import {
   createDecodeChain,
+  decodeMessage,
   decompressFrame,
   Deframer,
-  decodeMessage,
-  FrameType,
   type Frame,
+  FrameType,
   type Message,
   splitBody,
   StreamwireError,

@@ -1,0 +1,430 @@
+/**
+ * In-memory connections for tests: a connected pair, and a listener that
+ * servers accept from with the same code as over TCP. Backpressure is real:
+ * a write resolves only once the peer's queue is below its high-water mark.
+ *
+ * @module
+ */
+
+import { Status } from "../codec/constants.ts";
+import { StreamwireError } from "../codec/error.ts";
+import type { Connection, Listener } from "./connection.ts";
+
+/** Options of {@linkcode memoryPair} and {@linkcode memoryListener}. */
+export interface MemoryPairOptions {
+  /**
+   * Bytes buffered per direction before a write waits for the reader, like a
+   * socket's buffers; `0` makes every write wait until the reader takes it.
+   *
+   * @default {65536}
+   */
+  highWaterMark?: number;
+  /**
+   * Keep a connection open after the peer's EOF, so it can still write.
+   * When `false`, EOF closes the connection once its writes in flight are
+   * done (as for sockets).
+   *
+   * @default {false}
+   */
+  allowHalfOpen?: boolean;
+}
+
+/** A {@linkcode Listener} of in-memory connections, with its own dialer. */
+export interface MemoryListener extends Listener {
+  /**
+   * Opens a connection to this listener; its server side is yielded by the
+   * iteration.
+   *
+   * @returns The client side.
+   * @throws {StreamwireError} `unavailable` once the listener is closed.
+   */
+  connect(): Promise<Connection>;
+}
+
+const DEFAULT_HIGH_WATER_MARK = 65536;
+
+let lastId = 0;
+
+function nextAddr(): string {
+  return `memory://${++lastId}`;
+}
+
+function checkOptions(options: MemoryPairOptions): Required<MemoryPairOptions> {
+  const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
+  if (!(highWaterMark >= 0) || !Number.isFinite(highWaterMark)) {
+    throw new StreamwireError(
+      Status.INVALID_ARGUMENT,
+      `highWaterMark '${highWaterMark}' must be a finite number of bytes, at least 0`,
+    );
+  }
+  return { highWaterMark, allowHalfOpen: options.allowHalfOpen ?? false };
+}
+
+function macrotask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+/**
+ * One direction: a byte-counted queue the writer fills and the reader
+ * drains, behind a readable of highWaterMark 0. The queue is kept here rather
+ * than in the stream (a `ByteLengthQueuingStrategy`) so that, as with a
+ * socket, EOF is seen only when the reader asks for more after the last
+ * chunk; a stream-side queue would report it as soon as the last chunk left.
+ */
+class Pipe {
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Called once when the reader reaches EOF (`false`) or cancels (`true`). */
+  onReadEnd: (cancelled: boolean) => void = () => {};
+  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #highWaterMark: number;
+  #queue: Uint8Array[] = [];
+  #bytes = 0;
+  /** The writer ended: EOF once the queue is read. */
+  #ended = false;
+  /** The reader side is gone: the queue was dropped, writes fail. */
+  #dropped = false;
+  /** The readable is settled. */
+  #done = false;
+  #dataReady: PromiseWithResolvers<void> | undefined;
+  #drained: PromiseWithResolvers<void> | undefined;
+
+  constructor(highWaterMark: number) {
+    this.#highWaterMark = highWaterMark;
+    this.readable = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.#controller = controller;
+      },
+      pull: () => this.#pull(),
+      cancel: () => this.#finish(true),
+    }, { highWaterMark: 0 });
+  }
+
+  /** Whether a writer must wait: at or above the mark, or (mark 0) anything queued. */
+  #full(): boolean {
+    return this.#bytes > 0 && this.#bytes >= this.#highWaterMark;
+  }
+
+  async #pull(): Promise<void> {
+    while (this.#queue.length === 0) {
+      if (this.#done) return;
+      if (this.#ended) return this.#finish(false);
+      this.#dataReady = Promise.withResolvers();
+      await this.#dataReady.promise;
+    }
+    const chunk = this.#queue.shift()!;
+    this.#bytes -= chunk.byteLength;
+    this.#controller.enqueue(chunk);
+    if (!this.#full()) this.#release();
+  }
+
+  /**
+   * Queues a copy of `chunk`; resolves once the queue is below the mark.
+   * Rejects with `closed()` when the reader side went away.
+   */
+  async write(chunk: Uint8Array, closed: () => StreamwireError): Promise<void> {
+    if (this.#dropped || this.#ended) throw closed();
+    if (chunk.byteLength === 0) return;
+    // A copy the writer cannot touch (`slice` of a Node Buffer would be a view).
+    this.#queue.push(new Uint8Array(chunk));
+    this.#bytes += chunk.byteLength;
+    this.#wakeReader();
+    if (!this.#full()) return;
+    this.#drained ??= Promise.withResolvers();
+    await this.#drained.promise;
+    if (this.#dropped) throw closed();
+  }
+
+  /** The writer is done: the reader sees EOF after what is queued. */
+  end(): void {
+    this.#ended = true;
+    this.#wakeReader();
+  }
+
+  /** The reader side closed: drop what is queued, EOF now, fail the writer. */
+  drop(): void {
+    this.#dropped = true;
+    this.#ended = true;
+    this.#queue = [];
+    this.#bytes = 0;
+    this.#wakeReader();
+    this.#release();
+  }
+
+  #wakeReader(): void {
+    this.#dataReady?.resolve();
+    this.#dataReady = undefined;
+  }
+
+  #release(): void {
+    this.#drained?.resolve();
+    this.#drained = undefined;
+  }
+
+  #finish(cancelled: boolean): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (!cancelled) this.#controller.close();
+    this.onReadEnd(cancelled);
+  }
+}
+
+/** One side of an in-memory pair. */
+class MemoryConnection implements Connection {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  readonly transport = "memory" as const;
+  readonly localAddr: string;
+  readonly remoteAddr: string;
+  readonly closed: Promise<void>;
+  peer!: MemoryConnection;
+
+  #inbound: Pipe;
+  #outbound: Pipe;
+  #allowHalfOpen: boolean;
+  #resolveClosed!: () => void;
+  #writeController!: WritableStreamDefaultController;
+  #closing = false;
+  #readDone = false;
+  #writeDone = false;
+  #writing: Promise<void> | undefined;
+  #writeSeq = 0;
+  #idleCheck: Promise<void> | undefined;
+  #writeError: StreamwireError | undefined;
+
+  constructor(
+    inbound: Pipe,
+    outbound: Pipe,
+    addrs: { local: string; remote: string; allowHalfOpen: boolean },
+  ) {
+    this.#inbound = inbound;
+    this.#outbound = outbound;
+    this.localAddr = addrs.local;
+    this.remoteAddr = addrs.remote;
+    this.#allowHalfOpen = addrs.allowHalfOpen;
+    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.readable = inbound.readable;
+    inbound.onReadEnd = (cancelled) => this.#onReadEnd(cancelled);
+    this.writable = new WritableStream<Uint8Array>({
+      start: (controller) => {
+        this.#writeController = controller;
+      },
+      write: (chunk) => this.#write(chunk),
+      close: () => this.#closeWrite(),
+      abort: () => this.close(),
+    });
+  }
+
+  close(): void {
+    if (this.#closing) return;
+    this.#shutdown(this.#closedError());
+    this.peer.#peerClosed();
+  }
+
+  async #write(chunk: Uint8Array): Promise<void> {
+    if (!(chunk instanceof Uint8Array)) {
+      const error = new StreamwireError(
+        Status.INVALID_ARGUMENT,
+        `Chunk of type '${Object.prototype.toString.call(chunk)}' is not a Uint8Array`,
+      );
+      this.close();
+      throw error;
+    }
+    this.#writeSeq++;
+    const writing = this.#outbound.write(chunk, () => this.#writeError ?? this.#closedError());
+    this.#writing = writing;
+    try {
+      await writing;
+    } finally {
+      this.#writing = undefined;
+    }
+  }
+
+  #closeWrite(): void {
+    this.#writeDone = true;
+    this.#writeSeq++;
+    this.#outbound.end();
+    if (this.#readDone) this.close();
+  }
+
+  #closedError(): StreamwireError {
+    return new StreamwireError(Status.CANCELLED, `Connection '${this.remoteAddr}' is closed`);
+  }
+
+  #onReadEnd(cancelled: boolean): void {
+    this.#readDone = true;
+    if (cancelled || (this.#writeDone && !this.#writing)) this.close();
+    else if (!this.#allowHalfOpen && !this.#writeDone) this.#idleCheck = this.#closeWhenIdle();
+  }
+
+  /** As for sockets: close once no write is in flight and none starts within a macrotask. */
+  async #closeWhenIdle(): Promise<void> {
+    while (!this.#closing && !this.#writeDone) {
+      if (this.#writing) {
+        await this.#writing.catch(() => {});
+        continue;
+      }
+      const seq = this.#writeSeq;
+      await macrotask();
+      if (seq === this.#writeSeq && !this.#writing) break;
+    }
+    if (!this.#writeDone) this.close();
+  }
+
+  /** The peer closed: nothing more can be written; what it sent stays readable. */
+  #peerClosed(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#writeDone = true;
+    this.#writeError = new StreamwireError(
+      Status.UNAVAILABLE,
+      `Connection '${this.remoteAddr}' closed by peer`,
+    );
+    this.#writeController.error(this.#writeError);
+    Promise.allSettled([this.#writing, this.#idleCheck]).then(() => this.#resolveClosed());
+  }
+
+  #shutdown(writeError: StreamwireError): void {
+    this.#closing = true;
+    this.#writeDone = true;
+    this.#writeError = writeError;
+    this.#writeController.error(writeError);
+    // EOF for the peer after what it has queued; it stays readable, as a
+    // socket's data sent before close does.
+    this.#outbound.end();
+    // Our readable ends now; the peer's writes fail.
+    this.#inbound.drop();
+    Promise.allSettled([this.#writing, this.#idleCheck]).then(() => this.#resolveClosed());
+  }
+}
+
+/**
+ * Two connected in-memory {@linkcode Connection}s, for tests. Each write is
+ * copied, and resolves once the peer's queue is below `highWaterMark` bytes.
+ *
+ * @param options Buffering per direction and half-close.
+ * @returns The two ends; what one writes the other reads.
+ *
+ * @example Backpressure: writes wait for the reader
+ * ```ts
+ * import { memoryPair } from "@streamwire/streamwire/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const [a, b] = memoryPair({ highWaterMark: 4 });
+ * const writer = a.writable.getWriter();
+ * let done = false;
+ * const write = writer.write(new Uint8Array(8)).then(() => done = true);
+ * await new Promise((resolve) => setTimeout(resolve, 10));
+ * assert.equal(done, false);
+ * const reader = b.readable.getReader();
+ * assert.equal((await reader.read()).value?.byteLength, 8);
+ * await write;
+ * a.close();
+ * await Promise.all([a.closed, b.closed]);
+ * ```
+ */
+export function memoryPair(options: MemoryPairOptions = {}): [Connection, Connection] {
+  const { highWaterMark, allowHalfOpen } = checkOptions(options);
+  return connectedPair(nextAddr(), nextAddr(), { highWaterMark, allowHalfOpen });
+}
+
+function connectedPair(
+  first: string,
+  second: string,
+  options: Required<MemoryPairOptions>,
+): [MemoryConnection, MemoryConnection] {
+  const toSecond = new Pipe(options.highWaterMark);
+  const toFirst = new Pipe(options.highWaterMark);
+  const { allowHalfOpen } = options;
+  const a = new MemoryConnection(toFirst, toSecond, {
+    local: first,
+    remote: second,
+    allowHalfOpen,
+  });
+  const b = new MemoryConnection(toSecond, toFirst, {
+    local: second,
+    remote: first,
+    allowHalfOpen,
+  });
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+class MemoryListenerImpl implements MemoryListener {
+  readonly addr: string = nextAddr();
+  #options: Required<MemoryPairOptions>;
+  #pending: Connection[] = [];
+  #waiters = new Set<() => void>();
+  #closed = false;
+
+  constructor(options: Required<MemoryPairOptions>) {
+    this.#options = options;
+  }
+
+  connect(): Promise<Connection> {
+    if (this.#closed) {
+      return Promise.reject(
+        new StreamwireError(Status.UNAVAILABLE, `Listener '${this.addr}' is closed`),
+      );
+    }
+    const [client, server] = connectedPair(nextAddr(), this.addr, this.#options);
+    this.#pending.push(server);
+    this.#wake();
+    return Promise.resolve(client);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Connection> {
+    while (!this.#closed) {
+      const conn = this.#pending.shift();
+      if (conn) {
+        yield conn;
+        continue;
+      }
+      await new Promise<void>((resolve) => this.#waiters.add(resolve));
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    // Dialed but never accepted: their clients see the connection closed.
+    for (const conn of this.#pending.splice(0)) conn.close();
+    this.#wake();
+  }
+
+  #wake(): void {
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const wake of waiters) wake();
+  }
+}
+
+/**
+ * A listener of in-memory connections, for testing a server with the same
+ * code as over TCP: iterate it for server sides, `connect()` for client
+ * sides. Client addresses are `memory://<n>`.
+ *
+ * @param options Buffering per direction and half-close of each connection.
+ * @returns The listener; `close()` ends iterations and closes connections
+ * dialed but not yet accepted.
+ *
+ * @example Serve over memory
+ * ```ts
+ * import { memoryListener } from "@streamwire/streamwire/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const listener = memoryListener();
+ * const client = await listener.connect();
+ * for await (const server of listener) {
+ *   assert.equal(server.remoteAddr, client.localAddr);
+ *   assert.equal(client.remoteAddr, listener.addr);
+ *   server.close();
+ *   break;
+ * }
+ * listener.close();
+ * await client.closed;
+ * ```
+ */
+export function memoryListener(options: MemoryPairOptions = {}): MemoryListener {
+  return new MemoryListenerImpl(checkOptions(options));
+}
