@@ -26,3 +26,4 @@ export * from "./server.ts";
 export * from "./client.ts";
 export * from "./coalesce_stream.ts";
 export * from "./demo.ts";
+export * from "./trace.ts";
