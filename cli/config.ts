@@ -36,6 +36,12 @@ export interface ServeConfig {
   certFile: string | undefined;
   /** TLS private key file (PEM). */
   keyFile: string | undefined;
+  /** Port of the admin HTTP API; 0 turns it off. */
+  adminPort: number;
+  /** Interface of the admin HTTP API. */
+  adminHost: string;
+  /** Bearer token the admin API requires, if set. */
+  adminToken: string | undefined;
 }
 
 /**
@@ -56,6 +62,9 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   maxConcurrentCalls: 100,
   certFile: undefined,
   keyFile: undefined,
+  adminPort: 9001,
+  adminHost: "127.0.0.1",
+  adminToken: undefined,
 });
 
 const NUMERIC = new Set<keyof ServeConfig>([
@@ -67,6 +76,7 @@ const NUMERIC = new Set<keyof ServeConfig>([
   "maxFrame",
   "window",
   "maxConcurrentCalls",
+  "adminPort",
 ]);
 
 const KEYS = Object.keys(DEFAULT_CONFIG) as (keyof ServeConfig)[];
@@ -141,6 +151,9 @@ Options (each also STREAMWIRE_<NAME> in the environment, or a key of --config):
   --max-concurrent-calls <n>   calls per connection (default 100)
   --cert-file <pem>            TLS certificate (with --key-file)
   --key-file <pem>             TLS private key
+  --admin-port <port>          admin HTTP API port, 0 = off (default 9001)
+  --admin-host <host>          admin HTTP API interface (default 127.0.0.1)
+  --admin-token <secret>       bearer token for the admin API
   -h, --help                   show this help`;
 
 /**

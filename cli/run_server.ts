@@ -4,6 +4,7 @@
  * @module
  */
 
+import { adminApp } from "../rpc/admin.ts";
 import { demoMethods } from "../rpc/demo.ts";
 import { RpcServer } from "../rpc/server.ts";
 import type { ServeConfig } from "./config.ts";
@@ -14,13 +15,15 @@ export interface RunningServer {
   server: RpcServer;
   /** Address it listens on, in URL form. */
   addr: string;
+  /** Address of the admin HTTP API, if it runs. */
+  adminAddr: string | undefined;
   /** Graceful shutdown: GOAWAY, drain, close. */
   shutdown(): Promise<void>;
 }
 
 /**
  * Starts the demo application (echo and chat rooms) on the configured
- * address.
+ * address, and the admin HTTP API unless `adminPort` is 0.
  *
  * @param config Server settings.
  * @returns The running server.
@@ -31,7 +34,7 @@ export interface RunningServer {
  * import { connect } from "@streamwire/streamwire/rpc";
  * import assert from "node:assert/strict";
  *
- * const running = runServer({ ...DEFAULT_CONFIG, port: 0 });
+ * const running = runServer({ ...DEFAULT_CONFIG, port: 0, adminPort: 0 });
  * const client = await connect(running.addr);
  * assert.equal(await client.call("echo", "ping"), "ping");
  * await client.close();
@@ -58,5 +61,21 @@ export function runServer(config: ServeConfig): RunningServer {
     certFile: config.certFile,
     keyFile: config.keyFile,
   });
-  return { server, addr, shutdown: () => server.shutdown() };
+  let admin: Deno.HttpServer<Deno.NetAddr> | undefined;
+  if (config.adminPort > 0) {
+    admin = Deno.serve({
+      hostname: config.adminHost,
+      port: config.adminPort,
+      onListen: () => {},
+    }, adminApp(server, { token: config.adminToken }).fetch);
+  }
+  const adminAddr = admin && `http://${admin.addr.hostname}:${admin.addr.port}`;
+  return {
+    server,
+    addr,
+    adminAddr,
+    async shutdown() {
+      await Promise.all([server.shutdown(), admin?.shutdown()]);
+    },
+  };
 }

@@ -24,6 +24,7 @@ if (import.meta.main) {
   }
   const running = runServer(config);
   console.log(`streamwire listening on ${running.addr}${config.token ? " (token required)" : ""}`);
+  if (running.adminAddr) console.log(`admin API on ${running.adminAddr}`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) Deno.exit(130); // a second signal: stop now

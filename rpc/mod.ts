@@ -27,3 +27,4 @@ export * from "./client.ts";
 export * from "./coalesce_stream.ts";
 export * from "./demo.ts";
 export * from "./trace.ts";
+export * from "./admin.ts";

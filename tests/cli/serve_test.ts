@@ -5,7 +5,7 @@ const ENTRY = new URL("../../cli/serve.ts", import.meta.url).pathname;
 
 Deno.test("serve prints its address, serves the demo and drains on SIGTERM", async () => {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ENTRY, "--port", "0", "--token", "s3cret"],
+    args: ["run", "-A", ENTRY, "--port", "0", "--token", "s3cret", "--admin-port", "0"],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
