@@ -7,9 +7,10 @@
 /**
  * One frame of PROTOCOL.md 1: the header fields and the body as bytes.
  *
- * Frames produced by {@linkcode DeframerStream} keep `header` and `checksum`
- * so that {@linkcode ChecksumStream} can verify them; `body` is then a view
- * into the read buffer, never a copy.
+ * Frames produced by {@linkcode DeframerStream} keep `checksum` so that
+ * {@linkcode ChecksumStream} can verify them; `body` is then a view into the
+ * read buffer (never a copy) with the frame's 17 header bytes right before it,
+ * which the verifier reads in place rather than through a view per frame.
  */
 export interface Frame {
   /** Frame type (PROTOCOL.md 2). */
@@ -20,8 +21,15 @@ export interface Frame {
   seq: number;
   /** Extension block (if flags has EXT) followed by the payload. */
   body: Uint8Array;
-  /** The CRC-32 field of a received frame. */
+  /**
+   * The CRC-32 field of a received frame. Without `header`, the 17 header
+   * bytes must lie right before `body` in `body.buffer`, as the Deframer
+   * leaves them.
+   */
   checksum?: number;
-  /** The 17 header bytes of a received frame, as read. */
+  /**
+   * The 17 header bytes of a received frame, for frames whose header does
+   * not lie right before `body`; the Deframer leaves it out.
+   */
   header?: Uint8Array;
 }

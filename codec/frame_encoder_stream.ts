@@ -7,6 +7,10 @@
 import { Flag, HEADER_SIZE, MAGIC, VERSION } from "./constants.ts";
 import { crc32 } from "./crc32.ts";
 import type { Frame } from "./frame.ts";
+import { crc32JsRange } from "./_crc32_js.ts";
+
+/** Bodies shorter than this are checksummed in JavaScript. */
+const SHORT_BODY = 32;
 
 /**
  * Writes the 17-byte header of a frame with the given body length at
@@ -51,10 +55,12 @@ export function writeHeader(
   target[o + 11] = seq >>> 8;
   target[o + 12] = seq;
   const end = o + HEADER_SIZE + length;
-  const crc = crc32(
-    target.subarray(o + HEADER_SIZE, end),
-    crc32(target.subarray(o, o + 13)),
-  );
+  // The 13 header bytes and short bodies cost less in JavaScript than a
+  // native call and a view (codec/crc32_bench.ts).
+  const headerCrc = crc32JsRange(target, o, o + 13);
+  const crc = length < SHORT_BODY
+    ? crc32JsRange(target, o + HEADER_SIZE, end, headerCrc)
+    : crc32(target.subarray(o + HEADER_SIZE, end), headerCrc);
   target[o + 13] = crc >>> 24;
   target[o + 14] = crc >>> 16;
   target[o + 15] = crc >>> 8;
@@ -66,7 +72,7 @@ export function writeHeader(
  * When every body sits in one buffer with exactly a header's room before it
  * and nothing between frames (the layout of {@linkcode encodeMessages}), the
  * headers can be written in place: returns that whole range, else undefined.
- * Frames read from the wire (with `header`) are never rewritten.
+ * Frames read from the wire (with `checksum` or `header`) are never rewritten.
  */
 function inPlaceRange(frames: readonly Frame[]): Uint8Array | undefined {
   if (frames.length === 0) return undefined;
@@ -77,7 +83,9 @@ function inPlaceRange(frames: readonly Frame[]): Uint8Array | undefined {
   let end = start;
   for (let i = 0; i < frames.length; i++) {
     const f = frames[i];
-    if (f.header !== undefined || f.body.buffer !== buffer) return undefined;
+    if (f.checksum !== undefined || f.header !== undefined || f.body.buffer !== buffer) {
+      return undefined;
+    }
     if (f.body.byteOffset !== end + HEADER_SIZE) return undefined;
     end = f.body.byteOffset + f.body.length;
   }

@@ -284,7 +284,11 @@ export function splitBody(
   return { ext: body.subarray(2, 2 + extLen), payload: body.subarray(2 + extLen) };
 }
 
-function callEntryAt(p: Uint8Array, o: number, what: string): [CallEntry, number] {
+/**
+ * Checks the call entry at `o` (PROTOCOL.md 2.1) and returns where it ends;
+ * {@linkcode entryMethod} and {@linkcode entryParams} then read it.
+ */
+function callEntryEnd(p: Uint8Array, o: number, what: string): number {
   if (p.length - o < 2) throw malformed(`${what}: methodLen overruns the payload`);
   const methodLen = u16(p, o);
   if (methodLen === 0) throw malformed(`${what}: method name is empty`);
@@ -297,8 +301,48 @@ function callEntryAt(p: Uint8Array, o: number, what: string): [CallEntry, number
   if (end > p.length) {
     throw malformed(`${what}: params of '${paramsLen}' bytes overrun the payload`);
   }
-  const method = text(p.subarray(o + 2, o + 2 + methodLen), "method");
-  return [{ method, params: p.subarray(paramsAt + 4, end) }, end];
+  return end;
+}
+
+/** The method of the (checked) call entry at `o`. */
+function entryMethod(p: Uint8Array, o: number): string {
+  return methodText(p, o + 2, o + 2 + u16(p, o));
+}
+
+/** The params of the (checked) call entry at `o` that ends at `end`. */
+function entryParams(p: Uint8Array, o: number, end: number): Uint8Array {
+  return p.subarray(o + 6 + u16(p, o), end);
+}
+
+/**
+ * Method names repeat: decoded names are kept in a small direct-mapped cache
+ * keyed by their bytes, so that a repeated name costs a hash and a compare
+ * instead of a view and a new string. Bounded: 256 names of at most 64 bytes,
+ * whatever a peer sends.
+ */
+const METHOD_CACHE_SLOTS = 256;
+const METHOD_CACHE_MAX_BYTES = 64;
+const methodKeys: (Uint8Array | undefined)[] = new Array(METHOD_CACHE_SLOTS).fill(undefined);
+const methodNames: string[] = new Array(METHOD_CACHE_SLOTS).fill("");
+
+function methodText(p: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n > METHOD_CACHE_MAX_BYTES) return text(p.subarray(start, end), "method");
+  let h = 0x811c9dc5 ^ n; // FNV-1a
+  for (let i = start; i < end; i++) h = Math.imul(h ^ p[i], 0x01000193);
+  const slot = (h ^ (h >>> 16)) & (METHOD_CACHE_SLOTS - 1);
+  const key = methodKeys[slot];
+  if (key !== undefined && key.length === n) {
+    let i = 0;
+    while (i < n && key[i] === p[start + i]) i++;
+    if (i === n) return methodNames[slot];
+  }
+  // A copy: the key must neither pin the read buffer nor see it reused.
+  const bytes = p.slice(start, end);
+  const name = text(bytes, "method");
+  methodKeys[slot] = bytes;
+  methodNames[slot] = name;
+  return name;
 }
 
 function statusPayload(p: Uint8Array, what: string, optional: boolean): [number, string] {
@@ -342,26 +386,31 @@ function countAt(p: Uint8Array, minEntry: number, what: string): number {
  * ```
  */
 export function decodeMessage(frame: Frame): Message {
-  const { type, seq } = frame;
-  if (frame.flags & Flag.COMPRESSION_MASK) {
+  const { type, seq, flags } = frame;
+  if (flags & Flag.COMPRESSION_MASK) {
     throw new StreamwireError(
       Status.INTERNAL,
       `Frame seq '${seq}' is still compressed: decompress before decoding`,
     );
   }
-  const { ext: extBytes, payload: p } = splitBody(frame.flags, frame.body);
-  const ext = extBytes === undefined ? undefined : decodeExtensions(extBytes);
+  let p = frame.body;
+  let ext: Extensions | undefined;
+  if (flags & Flag.EXT) {
+    const split = splitBody(flags, p);
+    ext = decodeExtensions(split.ext!);
+    p = split.payload;
+  }
   let message: Message;
   switch (type) {
     case FrameType.REQUEST:
     case FrameType.NOTIFY:
     case FrameType.BROADCAST:
     case FrameType.OPEN: {
-      const [entry, end] = callEntryAt(p, 0, "Call entry");
+      const end = callEntryEnd(p, 0, "Call entry");
       if (end !== p.length) {
         throw malformed(`Call entry leaves '${p.length - end}' trailing bytes`);
       }
-      message = { type, seq, method: entry.method, params: entry.params };
+      message = { type, seq, method: entryMethod(p, 0), params: entryParams(p, 0, end) };
       break;
     }
     case FrameType.RESPONSE:
@@ -373,8 +422,8 @@ export function decodeMessage(frame: Frame): Message {
       const entries: CallEntry[] = new Array(count);
       let o = 4;
       for (let i = 0; i < count; i++) {
-        const [entry, end] = callEntryAt(p, o, `BATCH entry ${i}`);
-        entries[i] = entry;
+        const end = callEntryEnd(p, o, `BATCH entry ${i}`);
+        entries[i] = { method: entryMethod(p, o), params: entryParams(p, o, end) };
         o = end;
       }
       if (o !== p.length) throw malformed(`BATCH leaves '${p.length - o}' trailing bytes`);
