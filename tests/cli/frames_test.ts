@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { messageFromJson, messageToJson } from "../../cli/frames.ts";
-import { type Message } from "../../codec/mod.ts";
+import type { Message } from "../../codec/mod.ts";
 import { FrameType } from "../../codec/constants.ts";
 
 const TOOL = new URL("../../cli/frames.ts", import.meta.url).pathname;
