@@ -16,6 +16,14 @@ import { getCodec } from "../codec/payload_codec.ts";
 import type { Session } from "../transport/session.ts";
 import type { RpcServer } from "./server.ts";
 
+/** The admin API as a fetch handler (a Hono app underneath). */
+export interface AdminApp {
+  /** Handles one HTTP request: pass it to `Deno.serve`. */
+  fetch(request: Request): Response | Promise<Response>;
+  /** Handles a request without a socket, for tests: a path or URL and request options. */
+  request(input: string | Request | URL, init?: RequestInit): Response | Promise<Response>;
+}
+
 /** Options of {@linkcode adminApp}. */
 export interface AdminOptions {
   /** Bearer token required on every request; without it the API is open (bind it to loopback). */
@@ -51,27 +59,8 @@ const HTTP_STATUS: Record<number, ContentfulStatusCode> = {
 /**
  * Answers errors thrown by admin handlers as JSON `{code, codeName, message}`
  * with a matching HTTP status, so admin clients see the protocol's codes.
- * Install it with `app.onError(adminErrors())`.
- *
- * @returns The error handler.
- *
- * @example Usage
- * ```ts
- * import { adminErrors } from "@streamwire/streamwire/rpc";
- * import { StreamwireError } from "@streamwire/streamwire/codec";
- * import { Hono } from "hono";
- * import assert from "node:assert/strict";
- *
- * const app = new Hono().get("/", () => {
- *   throw new StreamwireError(5, "No session 'x'");
- * });
- * app.onError(adminErrors());
- * const res = await app.request("/");
- * assert.equal(res.status, 404);
- * assert.equal((await res.json()).codeName, "not_found");
- * ```
  */
-export function adminErrors(): ErrorHandler {
+function adminErrors(): ErrorHandler {
   return function adminErrors(thrown, c) {
     if (thrown instanceof HTTPException) {
       const status = thrown.status;
@@ -192,7 +181,7 @@ function prometheus(server: RpcServer): string {
  *
  * @param server The live server.
  * @param options Token and limits.
- * @returns The Hono app.
+ * @returns The app; its `fetch` serves the API.
  *
  * @example Usage
  * ```ts
@@ -207,7 +196,7 @@ function prometheus(server: RpcServer): string {
  * await server.shutdown();
  * ```
  */
-export function adminApp(server: RpcServer, options: AdminOptions = {}): Hono {
+export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminApp {
   const maxPage = options.maxPageSize ?? 1000;
   const app = new Hono();
   app.onError(adminErrors());
