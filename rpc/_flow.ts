@@ -101,12 +101,19 @@ export class Inbox<T> {
 
   #pull(): void {
     if (this.buffered > 0) {
-      // Everything received is already in memory: hand it over in one go.
-      const buffer = this.#buffer;
-      for (let i = this.#head; i < buffer.length; i++) this.#deliver(buffer[i]);
-      this.#buffer = [];
-      this.#head = 0;
-      if (this.#ended) this.#controller.close();
+      // One value per read: CREDIT is granted for what the consumer took, so
+      // values handed over but unread never add to the window (3.2).
+      const value = this.#buffer[this.#head];
+      this.#buffer[this.#head++] = undefined as T;
+      if (this.#head === this.#buffer.length) {
+        this.#buffer = [];
+        this.#head = 0;
+      } else if (this.#head >= 1024) {
+        this.#buffer = this.#buffer.slice(this.#head);
+        this.#head = 0;
+      }
+      this.#deliver(value);
+      if (this.#ended && this.buffered === 0) this.#controller.close();
       return;
     }
     if (this.#ended) {

@@ -65,7 +65,8 @@ export interface ClientOptions extends HelloOptions, PeerLimits, SessionLimits {
   reconnect?: ReconnectOptions | false;
   /**
    * Coalesce unary calls made in the same event-loop turn into one BATCH.
-   * Calls with a signal or metadata are sent on their own.
+   * Calls with a signal or metadata are sent on their own; calls with
+   * different timeouts go in different BATCHes.
    *
    * @default {false}
    */
@@ -157,6 +158,8 @@ export class RpcClient extends EventTarget {
   #waiting: Waiting[] = [];
   #closing = false;
   #draining = false;
+  /** Why the client stopped reconnecting; later calls fail with it instead of waiting forever. */
+  #gaveUp: StreamwireError | undefined;
   #retryTimer: Timer | undefined;
   #ready: { promise: Promise<void>; resolve(): void; reject(e: StreamwireError): void } | undefined;
   #subscribers = new Map<string, Set<(params: unknown, push: Push) => void>>();
@@ -252,6 +255,10 @@ export class RpcClient extends EventTarget {
           reject,
         }).catch(reject);
       });
+    }
+    const peer = this.#peer;
+    if (peer !== undefined && this.#state === ClientState.READY && !this.#draining) {
+      return peer.call(method, params, options);
     }
     return this.#withPeer((peer) => peer.call(method, params, options));
   }
@@ -384,6 +391,7 @@ export class RpcClient extends EventTarget {
     if (this.#closing) {
       return Promise.reject(new StreamwireError(Status.CANCELLED, "Client closed"));
     }
+    if (this.#gaveUp !== undefined) return Promise.reject(this.#gaveUp);
     const limit = this.#options.maxQueuedCalls ?? 1000;
     if (this.#waiting.length >= limit) {
       return Promise.reject(
@@ -465,6 +473,7 @@ export class RpcClient extends EventTarget {
           `Connection failed after '${attempt + 1}' attempt(s): ${cause.message}`,
           { cause },
         );
+      this.#gaveUp = error;
       this.#setState(ClientState.DISCONNECTED);
       this.#failWaiting(error);
       this.#ready?.reject(error);
@@ -491,6 +500,7 @@ export class RpcClient extends EventTarget {
       for (const call of orphans) call.reject(error);
       return;
     }
+    this.#setState(ClientState.DISCONNECTED);
     const lastId = session.peerGoaway?.lastId;
     const reconnecting = this.#options.reconnect !== false;
     for (const call of orphans) {
@@ -502,7 +512,7 @@ export class RpcClient extends EventTarget {
     if (reconnecting) {
       this.start();
     } else {
-      this.#setState(ClientState.DISCONNECTED);
+      this.#gaveUp = error;
       this.#failWaiting(error);
     }
   }
@@ -537,29 +547,41 @@ export class RpcClient extends EventTarget {
     });
     coalesce.readable.pipeTo(
       new WritableStream<Batched[]>({
-        write: (calls) => {
-          if (calls.length === 1) {
-            const [c] = calls;
-            this.#withPeer((peer) =>
-              peer.call(c.method, c.params, { timeout: c.timeout, idempotent: c.idempotent })
-            ).then(c.resolve, c.reject);
-            return;
+        write: (group) => {
+          // One BATCH per distinct timeout: a call must not fail at a
+          // neighbour's shorter deadline (results arrive in one frame).
+          const first = group[0].timeout;
+          if (group.every((c) => c.timeout === first)) return this.#sendBatched(group);
+          const byTimeout = new Map<number | undefined, Batched[]>();
+          for (const c of group) {
+            const same = byTimeout.get(c.timeout);
+            if (same) same.push(c);
+            else byTimeout.set(c.timeout, [c]);
           }
-          const timeout = Math.min(...calls.map((c) => c.timeout ?? Infinity));
-          this.batch(
-            calls.map((c) => ({ method: c.method, params: c.params })),
-            { timeout: Number.isFinite(timeout) ? timeout : undefined },
-          ).then(
-            (outcomes) =>
-              outcomes.forEach((o, i) =>
-                o.ok ? calls[i].resolve(o.value) : calls[i].reject(o.error)
-              ),
-            (error) => calls.forEach((c) => c.reject(StreamwireError.from(error))),
-          );
+          for (const calls of byTimeout.values()) this.#sendBatched(calls);
         },
       }),
     ).catch(() => {});
     return coalesce.writable.getWriter();
+  }
+
+  /** Sends calls that share a timeout: alone as a REQUEST, else as one BATCH. */
+  #sendBatched(calls: Batched[]): void {
+    const timeout = calls[0].timeout;
+    if (calls.length === 1) {
+      const [c] = calls;
+      this.#withPeer((peer) => peer.call(c.method, c.params, { timeout, idempotent: c.idempotent }))
+        .then(c.resolve, c.reject);
+      return;
+    }
+    this.batch(
+      calls.map((c) => ({ method: c.method, params: c.params })),
+      { timeout, idempotent: calls.every((c) => c.idempotent) },
+    ).then(
+      (outcomes) =>
+        outcomes.forEach((o, i) => o.ok ? calls[i].resolve(o.value) : calls[i].reject(o.error)),
+      (error) => calls.forEach((c) => c.reject(StreamwireError.from(error))),
+    );
   }
 }
 

@@ -119,6 +119,8 @@ export interface PendingCall {
   reject(error: StreamwireError): void;
   /** Cancellation signal of the caller. */
   signal: AbortSignal | undefined;
+  /** Codec the params in `message` are encoded with. */
+  codec?: PayloadCodec["name"];
 }
 
 interface Pending extends PendingCall {
@@ -156,6 +158,8 @@ const DEFAULTS: Required<PeerLimits> = {
 const MAX_ID = 0xffffffff;
 const EMPTY = new Uint8Array(0);
 const NO_METADATA: readonly [string, string][] = Object.freeze([]);
+const UTF8 = new TextDecoder();
+const UTF8_OUT = new TextEncoder();
 
 function errorOf(error: unknown): StreamwireError {
   if (error instanceof StreamwireError) return error;
@@ -183,6 +187,44 @@ function extOf(
       : Object.entries(options.metadata);
   }
   return ext;
+}
+
+/** The {@linkcode CallContext} of a served call; `signal` is created on first use. */
+class Context implements CallContext {
+  readonly method: string;
+  readonly id: number;
+  readonly params: unknown;
+  readonly session: Session;
+  readonly metadata: readonly [string, string][];
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+  readonly deadline: number;
+  #inbound: Inbound;
+
+  constructor(
+    id: number,
+    method: string,
+    params: unknown,
+    session: Session,
+    ext: Extensions | undefined,
+    deadline: number,
+    inbound: Inbound,
+  ) {
+    this.method = method;
+    this.id = id;
+    this.params = params;
+    this.session = session;
+    this.metadata = ext?.metadata ?? NO_METADATA;
+    this.traceparent = ext?.traceparent;
+    this.tracestate = ext?.tracestate;
+    this.deadline = deadline;
+    this.#inbound = inbound;
+  }
+
+  get signal(): AbortSignal {
+    // Most unary handlers never look at it.
+    return (this.#inbound.controller ??= new AbortController()).signal;
+  }
 }
 
 /**
@@ -213,6 +255,7 @@ export class RpcPeer {
     this.#forget(call, Status.DEADLINE_EXCEEDED, `Call exceeded '${call.timeout}' ms`)
   );
   #inboundDeadlines = new Deadlines<Inbound>((inbound) => this.#inboundExpired(inbound));
+  #defaultExt: Extensions;
 
   /**
    * Serves and makes calls over an established session.
@@ -231,6 +274,7 @@ export class RpcPeer {
       if (options[key] !== undefined) this.#limits[key] = options[key]!;
     }
     this.#nextId = session.role === "client" ? 1 : 2;
+    this.#defaultExt = Object.freeze({ timeoutMs: this.#limits.defaultTimeoutMs });
   }
 
   /** Calls being served. */
@@ -302,8 +346,15 @@ export class RpcPeer {
    */
   call(method: string, params?: unknown, options: CallOptions = {}): Promise<unknown> {
     const timeout = options.timeout ?? this.#limits.defaultTimeoutMs;
+    let encoded: Uint8Array;
+    try {
+      encoded = this.#encode(params);
+    } catch (error) {
+      // Reject rather than throw: callers (and the auto-batcher) only handle rejections.
+      return Promise.reject(errorOf(error));
+    }
     return this.#request(
-      { type: FrameType.REQUEST, seq: 0, method, params: this.#encode(params) },
+      { type: FrameType.REQUEST, seq: 0, method, params: encoded },
       timeout,
       options,
     );
@@ -340,16 +391,26 @@ export class RpcPeer {
    * @returns One outcome per call, in order; one failing entry does not fail the others.
    */
   async batch(calls: readonly BatchCall[], options: CallOptions = {}): Promise<BatchOutcome[]> {
-    const entries: CallEntry[] = calls.map((c) => ({
-      method: c.method,
-      params: this.#encode(c.params),
-    }));
+    const entries: CallEntry[] = [];
+    // Params the codec cannot encode fail their own entry, locally; the others are sent.
+    const failed: BatchOutcome[] = [];
+    for (let i = 0; i < calls.length; i++) {
+      try {
+        entries.push({ method: calls[i].method, params: this.#encode(calls[i].params) });
+      } catch (error) {
+        failed[i] = { ok: false, error: errorOf(error) };
+      }
+    }
+    if (failed.length > 0 && entries.length === 0) return failed;
     const timeout = options.timeout ?? this.#limits.defaultTimeoutMs;
-    return await this.#request(
+    const outcomes = await this.#request(
       { type: FrameType.BATCH, seq: 0, entries },
       timeout,
       options,
     ) as BatchOutcome[];
+    if (failed.length === 0) return outcomes;
+    let sent = 0;
+    return calls.map((_, i) => failed[i] ?? outcomes[sent++]);
   }
 
   /**
@@ -514,7 +575,24 @@ export class RpcPeer {
       );
       return;
     }
-    const message = call.message;
+    let message = call.message;
+    if (call.codec !== undefined && call.codec !== this.codec.name) {
+      // The new connection negotiated another codec: re-encode the params.
+      const from = getCodec(call.codec);
+      const recode = (bytes: Uint8Array) =>
+        bytes.length === 0 ? bytes : this.codec.encode(from.decode(bytes));
+      try {
+        message = message.type === FrameType.REQUEST
+          ? { ...message, params: recode(message.params) }
+          : {
+            ...message,
+            entries: message.entries.map((e) => ({ ...e, params: recode(e.params) })),
+          };
+      } catch (error) {
+        call.reject(errorOf(error));
+        return;
+      }
+    }
     const ext = { ...message.ext, timeoutMs: remaining };
     this.#request({ ...message, ext }, remaining, { signal: call.signal }, call)
       .catch(() => {});
@@ -609,33 +687,60 @@ export class RpcPeer {
       }
       return Promise.reject(e);
     }
+    // `message` is always a fresh object of the caller's: completed in place, not copied.
+    message.seq = id;
+    message.ext ??= this.#extOf(options, timeout);
+    if (previous !== undefined) {
+      this.#register(message, timeout, options, previous.resolve, previous.reject, previous);
+      return Promise.resolve();
+    }
+    return new Promise<unknown>((resolve, reject) =>
+      this.#register(message, timeout, options, resolve, reject, undefined)
+    );
+  }
+
+  /** The extension block of a call; one shared object for calls with only the default timeout. */
+  #extOf(options: CallOptions, timeout: number): Extensions {
     const traceparent = options.traceparent ?? this.#traceparent?.();
-    const ext = message.ext ?? extOf(options, timeout, traceparent);
-    const sent = { ...message, seq: id, ext } as PendingCall["message"];
-    return new Promise<unknown>((resolve, reject) => {
-      const call: Pending = {
-        id,
-        message: sent,
-        idempotent: previous?.idempotent ?? options.idempotent ?? false,
-        deadline: previous?.deadline ?? Date.now() + timeout,
-        resolve: previous?.resolve ?? resolve,
-        reject: previous?.reject ?? reject,
-        signal: options.signal,
-        timer: undefined,
-        timeout,
-        onAbort: undefined,
-      };
-      if (previous) {
-        resolve(undefined);
-      }
-      if (timeout > 0) call.timer = this.#callDeadlines.add(call, call.deadline);
-      if (options.signal) {
-        call.onAbort = () => this.#forget(call, Status.CANCELLED, "Call cancelled by the caller");
-        options.signal.addEventListener("abort", call.onAbort, { once: true });
-      }
-      this.#pending.set(id, call);
-      this.session.send(sent);
-    });
+    if (
+      traceparent === undefined && options.tracestate === undefined &&
+      options.metadata === undefined
+    ) {
+      if (timeout === this.#limits.defaultTimeoutMs) return this.#defaultExt;
+      return { timeoutMs: timeout };
+    }
+    return extOf(options, timeout, traceparent);
+  }
+
+  #register(
+    message: PendingCall["message"],
+    timeout: number,
+    options: CallOptions,
+    resolve: (value: unknown) => void,
+    reject: (error: StreamwireError) => void,
+    previous: PendingCall | undefined,
+  ): void {
+    const id = message.seq;
+    const call: Pending = {
+      id,
+      message,
+      idempotent: previous?.idempotent ?? options.idempotent ?? false,
+      deadline: previous?.deadline ?? Date.now() + timeout,
+      resolve,
+      reject,
+      signal: options.signal,
+      codec: this.codec.name,
+      timer: undefined,
+      timeout,
+      onAbort: undefined,
+    };
+    if (timeout > 0) call.timer = this.#callDeadlines.add(call, call.deadline);
+    if (options.signal) {
+      call.onAbort = () => this.#forget(call, Status.CANCELLED, "Call cancelled by the caller");
+      options.signal.addEventListener("abort", call.onAbort, { once: true });
+    }
+    this.#pending.set(id, call);
+    this.session.send(message);
   }
 
   /** Fails a pending call locally and tells the callee to stop. */
@@ -672,7 +777,7 @@ export class RpcPeer {
     if (call === undefined) return;
     const outcomes: BatchOutcome[] = results.map((r) => {
       if (r.code !== 0) {
-        return { ok: false, error: new StreamwireError(r.code, new TextDecoder().decode(r.data)) };
+        return { ok: false, error: new StreamwireError(r.code, UTF8.decode(r.data)) };
       }
       try {
         return { ok: true, value: this.#decode(r.data) };
@@ -729,22 +834,7 @@ export class RpcPeer {
     const timeout = ext?.timeoutMs !== undefined && ext.timeoutMs > 0
       ? Math.min(ext.timeoutMs, maxDeadline)
       : maxDeadline;
-    const deadline = Date.now() + timeout;
-    const session = this.session;
-    return {
-      method,
-      id,
-      params,
-      session,
-      metadata: ext?.metadata ?? NO_METADATA,
-      traceparent: ext?.traceparent,
-      tracestate: ext?.tracestate,
-      deadline,
-      get signal(): AbortSignal {
-        // Created on first use: most unary handlers never look at it.
-        return (inbound.controller ??= new AbortController()).signal;
-      },
-    };
+    return new Context(id, method, params, this.session, ext, Date.now() + timeout, inbound);
   }
 
   /** Checks concurrency and GOAWAY; answers ERROR and returns false if the call may not start. */
@@ -828,32 +918,33 @@ export class RpcPeer {
   #serveUnary(id: number, m: CallEntry, ext: Extensions | undefined): void {
     if (!this.#admit(id)) return;
     let result: unknown;
+    let ctx: CallContext;
     const inbound: Inbound = { id, controller: undefined, timer: undefined, cancelled: false };
     try {
       const entry = this.#lookup(m.method, "unary");
       const params = this.#params(m.params, m.method);
-      const ctx = this.#context(id, m.method, params, ext, inbound);
-      this.#inbound.set(id, inbound);
+      ctx = this.#context(id, m.method, params, ext, inbound);
       result = (entry.handler as (p: unknown, c: CallContext) => unknown)(params, ctx);
-      if (isThenable(result)) {
-        this.#armDeadline(id, inbound, ctx.deadline);
-        Promise.resolve(result).then(
-          (value) => {
-            if (this.#finishInbound(id, inbound)) this.#respond(id, value);
-          },
-          (error) => {
-            if (this.#finishInbound(id, inbound)) this.#fail(id, errorOf(error));
-          },
-        );
-        return;
-      }
     } catch (error) {
-      this.#finishInbound(id, inbound);
       this.#fail(id, errorOf(error));
       return;
     }
-    this.#finishInbound(id, inbound);
-    this.#respond(id, result);
+    if (!isThenable(result)) {
+      // Finished synchronously: nothing could cancel it, so it is never tracked.
+      this.#respond(id, result);
+      return;
+    }
+    // Tracked from here: CANCEL, the deadline and shutdown reach it, and it counts as in flight.
+    this.#inbound.set(id, inbound);
+    this.#armDeadline(id, inbound, ctx.deadline);
+    Promise.resolve(result).then(
+      (value) => {
+        if (this.#finishInbound(id, inbound)) this.#respond(id, value);
+      },
+      (error) => {
+        if (this.#finishInbound(id, inbound)) this.#fail(id, errorOf(error));
+      },
+    );
   }
 
   #armDeadline(_id: number, inbound: Inbound, deadline: number): void {
@@ -915,10 +1006,9 @@ export class RpcPeer {
     const inbound: Inbound = { id, controller: undefined, timer: undefined, cancelled: false };
     this.#inbound.set(id, inbound);
     const results: BatchResultEntry[] = new Array(entries.length);
-    const encoder = new TextEncoder();
     const failure = (error: unknown): BatchResultEntry => {
       const e = errorOf(error);
-      return { code: e.code === 0 ? Status.UNKNOWN : e.code, data: encoder.encode(e.message) };
+      return { code: e.code === 0 ? Status.UNKNOWN : e.code, data: UTF8_OUT.encode(e.message) };
     };
     const success = (value: unknown): BatchResultEntry => {
       try {

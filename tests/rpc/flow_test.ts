@@ -1,0 +1,102 @@
+import assert from "node:assert/strict";
+import { Status } from "../../codec/constants.ts";
+import { connect } from "../../rpc/client.ts";
+import {
+  ackHello,
+  delay,
+  fakeServer,
+  KINDS,
+  rawClient,
+  rejectsWith,
+  rig,
+  waitFor,
+} from "./_rig.ts";
+import { callEntry, frame, json, statusOf, T } from "./_wire.ts";
+
+for (const kind of KINDS) {
+  for (const window of [4, 16, 64]) {
+    Deno.test(`${kind}: a slow reader caps a fast producer at the window (${window})`, async () => {
+      await using r = await rig(kind, { server: { window } });
+      const reader = r.client.stream("fast", 1_000_000).getReader();
+      let consumed = 0;
+      let maxAhead = 0;
+      for (let i = 0; i < 4 * window + 50; i++) {
+        const { value } = await reader.read();
+        assert.equal(value, consumed);
+        consumed++;
+        // Give the producer every chance to run ahead.
+        if (i % 8 === 0) await delay(2);
+        maxAhead = Math.max(maxAhead, r.probe.produced - consumed);
+        assert.ok(
+          r.probe.produced <= consumed + window + 1,
+          `produced ${r.probe.produced} with ${consumed} consumed, window ${window}`,
+        );
+      }
+      assert.ok(maxAhead >= window / 2, `the producer did run ahead (${maxAhead})`);
+      await reader.cancel();
+      await waitFor(() => r.client.pending === 0 && r.serverPeer().inflight === 0);
+    });
+  }
+}
+
+for (const kind of KINDS) {
+  Deno.test(`${kind}: DATA beyond credit from a caller fails the call with 8`, async () => {
+    await using r = await rig(kind, { server: { window: 4 } });
+    const { peer, ack } = await rawClient(kind, r.server, r.addr);
+    try {
+      assert.equal(ack.window, 4);
+      const one = json(1);
+      await peer.send(
+        frame(T.OPEN, 1, callEntry("stall", new Uint8Array(0))),
+        ...Array.from({ length: 4 }, () => frame(T.DATA, 1, one)),
+      );
+      // Within the window: accepted, nothing answered yet.
+      await assert.rejects(peer.next(50), /No frame within/);
+      await peer.send(frame(T.DATA, 1, one));
+      const error = await peer.next();
+      assert.equal(error.type, T.ERROR);
+      assert.equal(error.seq, 1);
+      const { code, message } = statusOf(error.body);
+      assert.equal(code, Status.RESOURCE_EXHAUSTED);
+      assert.match(message, /beyond granted credit/);
+      await waitFor(() => r.probe.aborted.length === 1);
+      assert.deepEqual(r.probe.aborted, [{ method: "stall", code: Status.RESOURCE_EXHAUSTED }]);
+      const session = r.server.transport.session(ack.session as string)!;
+      await waitFor(() => r.server.peer(session)?.inflight === 0);
+    } finally {
+      await peer.close();
+    }
+  });
+
+  Deno.test(`${kind}: DATA beyond credit from a callee fails the stream with 8`, async () => {
+    const fake = fakeServer(kind);
+    const accepted = fake.accepted();
+    const connecting = connect("tcp://127.0.0.1:1", { dial: fake.dial, reconnect: false });
+    const peer = await accepted;
+    try {
+      await ackHello(peer, { window: 2 });
+      const client = await connecting;
+      try {
+        const stream = client.stream("numbers");
+        const open = await peer.next();
+        assert.equal(open.type, T.OPEN);
+        // A server stream: the caller closes its own direction at once.
+        assert.deepEqual([(await peer.next()).type], [T.END]);
+        await peer.send(frame(T.DATA, open.seq, json(1)), frame(T.DATA, open.seq, json(2)));
+        await assert.rejects(peer.next(50), /No frame within/);
+        await peer.send(frame(T.DATA, open.seq, json(3)));
+        const cancel = await peer.next();
+        assert.equal(cancel.type, T.CANCEL);
+        assert.equal(cancel.seq, open.seq);
+        assert.equal(statusOf(cancel.body).code, Status.RESOURCE_EXHAUSTED);
+        await rejectsWith(Array.fromAsync(stream), Status.RESOURCE_EXHAUSTED);
+        assert.equal(client.pending, 0);
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await peer.close();
+      fake.close();
+    }
+  });
+}

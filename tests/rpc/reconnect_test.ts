@@ -1,0 +1,258 @@
+import assert from "node:assert/strict";
+import { Status } from "../../codec/constants.ts";
+import { type ClientOptions, connect, RpcClient } from "../../rpc/client.ts";
+import { RpcServer } from "../../rpc/server.ts";
+import type { Connection } from "../../transport/connection.ts";
+import { dial } from "../../transport/dial.ts";
+import { memoryPair } from "../../transport/memory.ts";
+import {
+  ackHello,
+  delay,
+  fakeServer,
+  KINDS,
+  Probe,
+  rejectsWith,
+  rig,
+  testMethods,
+  waitFor,
+} from "./_rig.ts";
+import { frame, json, T, Writer } from "./_wire.ts";
+
+const FAST: ClientOptions["reconnect"] = { initialDelayMs: 10, maxDelayMs: 20, maxRetries: 200 };
+
+function newServer(): RpcServer {
+  const probe = new Probe();
+  const server: RpcServer = new RpcServer({ methods: testMethods(() => server, probe) });
+  return server;
+}
+
+function recordStates(client: RpcClient): string[] {
+  const states: string[] = [];
+  client.addEventListener("statechange", (e) => {
+    states.push((e as CustomEvent<{ to: string }>).detail.to);
+  });
+  return states;
+}
+
+Deno.test("tcp: after a shutdown, safe calls are retried on a new server on the same port", async () => {
+  const s1 = newServer();
+  const addr = s1.listen({ port: 0 });
+  const port = Number(new URL(addr).port);
+  const client = new RpcClient(() => dial(addr), { reconnect: FAST });
+  const states = recordStates(client);
+  let s2: RpcServer | undefined;
+  try {
+    await client.start();
+    assert.deepEqual(states, ["connecting", "connected", "authenticating", "ready"]);
+    states.length = 0;
+    const unsafe = client.call("sleep", 300);
+    const safe = client.call("sleep", 300, { idempotent: true });
+    const session = [...s1.transport.sessions()][0];
+    await waitFor(() => s1.peer(session)?.inflight === 2);
+    // Drain only briefly: both sleeps are cut off.
+    const down = s1.shutdown({ deadlineMs: 30 });
+    await waitFor(() => client.session?.peerGoaway !== undefined || client.state !== "ready");
+    const queued = client.call("add", [1, 2]); // not sent while draining: goes to the next server
+    await down;
+    const e = await rejectsWith(unsafe, Status.UNAVAILABLE);
+    assert.match(e.message, /Connection lost/);
+    await delay(40); // some reconnection attempts fail meanwhile
+    assert.notEqual(client.state, "ready");
+    s2 = newServer();
+    s2.listen({ port });
+    assert.equal(await queued, 3);
+    assert.equal(await safe, true);
+    assert.equal(await client.call("add", [2, 2]), 4);
+    assert.equal(client.state, "ready");
+    assert.equal(states[0], "disconnected");
+    assert.ok(states.includes("connecting"));
+    assert.deepEqual(states.slice(-3), ["connected", "authenticating", "ready"]);
+    assert.equal(client.pending, 0);
+  } finally {
+    await client.close();
+    await s1.shutdown();
+    await s2?.shutdown();
+  }
+  assert.equal(states.at(-1), "disconnected");
+  assert.equal(states.at(-2), "closing");
+});
+
+for (const kind of KINDS) {
+  Deno.test(`${kind}: calls above GOAWAY's lastId are retried, those at or below fail 14`, async () => {
+    const fake = fakeServer(kind);
+    const real = newServer();
+    const addr = kind === "tcp" ? real.listen({ port: 0 }) : undefined;
+    const realDial = (): Promise<Connection> => {
+      if (addr) return dial(addr);
+      const [a, b] = memoryPair();
+      real.accept(a);
+      return Promise.resolve(b);
+    };
+    let dials = 0;
+    const client = new RpcClient(() => dials++ === 0 ? fake.dial() : realDial(), {
+      reconnect: FAST,
+    });
+    const accepted = fake.accepted();
+    const starting = client.start();
+    const peer = await accepted;
+    try {
+      await ackHello(peer);
+      await starting;
+      const a = client.call("add", [1, 1]);
+      const b = client.call("add", [2, 2]);
+      const c = client.call("add", [3, 3]);
+      const d = client.call("add", [4, 4], { idempotent: true });
+      const seqs: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const f = await peer.next();
+        assert.equal(f.type, T.REQUEST);
+        seqs.push(f.seq);
+      }
+      assert.deepEqual(seqs, [1, 3, 5, 7]);
+      const goaway = new Writer().u16(Status.UNAVAILABLE).u32(3).utf8("bye").done();
+      await peer.send(frame(T.GOAWAY, 0, goaway), frame(T.RESPONSE, 1, json(2)));
+      assert.equal(await a, 2);
+      await waitFor(() => client.session?.peerGoaway?.lastId === 3);
+      // While draining, new calls are not sent on this session.
+      const e = client.call("echo", "later");
+      await assert.rejects(peer.next(50), /No frame within/);
+      await peer.close();
+      await rejectsWith(b, Status.UNAVAILABLE); // at or below lastId, unanswered, not idempotent
+      assert.equal(await c, 6); // above lastId: never processed, retried
+      assert.equal(await d, 8);
+      assert.equal(await e, "later");
+      assert.equal(dials, 2);
+    } finally {
+      await client.close();
+      await peer.close();
+      fake.close();
+      await real.shutdown();
+    }
+  });
+
+  Deno.test(`${kind}: idempotent calls in flight are retried after a lost connection`, async () => {
+    const fake = fakeServer(kind);
+    const real = newServer();
+    const addr = kind === "tcp" ? real.listen({ port: 0 }) : undefined;
+    let dials = 0;
+    const client = new RpcClient(() => {
+      if (dials++ === 0) return fake.dial();
+      if (addr) return dial(addr);
+      const [x, y] = memoryPair();
+      real.accept(x);
+      return Promise.resolve(y);
+    }, { reconnect: FAST });
+    const accepted = fake.accepted();
+    const starting = client.start();
+    const peer = await accepted;
+    try {
+      await ackHello(peer);
+      await starting;
+      const retried = client.batch([{ method: "add", params: [1, 2] }], { idempotent: true });
+      const lost = client.call("add", [5, 5]);
+      const req = await peer.next();
+      assert.equal(req.type, T.BATCH);
+      await peer.next();
+      await peer.close(); // no GOAWAY: nothing is known about what ran
+      await rejectsWith(lost, Status.UNAVAILABLE);
+      assert.deepEqual(await retried, [{ ok: true, value: 3 }]);
+    } finally {
+      await client.close();
+      await peer.close();
+      fake.close();
+      await real.shutdown();
+    }
+  });
+
+  Deno.test(`${kind}: maxRetries exhausted fails waiting calls with unavailable`, async () => {
+    const server = newServer();
+    const addr = kind === "tcp" ? server.listen({ port: 0 }) : undefined;
+    const options: ClientOptions = {
+      reconnect: { initialDelayMs: 5, maxDelayMs: 5, maxRetries: 2 },
+      dial: addr ? () => dial(addr) : () => {
+        const [x, y] = memoryPair();
+        server.accept(x);
+        return Promise.resolve(y);
+      },
+    };
+    const client = await connect("tcp://127.0.0.1:1", options);
+    const states = recordStates(client);
+    try {
+      await server.shutdown();
+      await waitFor(() => states.includes("disconnected"));
+      const waiting = client.call("add", [1, 2]);
+      const e = await rejectsWith(waiting, Status.UNAVAILABLE);
+      assert.match(e.message, /after '3' attempt\(s\)/);
+      assert.equal(client.state, "disconnected");
+      assert.equal(states.filter((s) => s === "connecting").length, 3);
+      await rejectsWith(client.call("add", [1, 2]), Status.UNAVAILABLE);
+    } finally {
+      await client.close();
+    }
+    // connect() itself gives up the same way.
+    await rejectsWith(
+      connect("tcp://127.0.0.1:1", { ...options, reconnect: { initialDelayMs: 1, maxRetries: 1 } }),
+      Status.UNAVAILABLE,
+    );
+  });
+
+  Deno.test(`${kind}: GOAWAY drain: an in-flight call completes, new calls stay off the session`, async () => {
+    await using r = await rig(kind);
+    const inflight = r.client.call("sleep", 100);
+    const stream = r.client.stream("count", 5);
+    await waitFor(() => r.serverPeer().inflight >= 1);
+    const session = r.serverSession();
+    const down = r.server.shutdown();
+    await waitFor(() => r.client.session?.peerGoaway !== undefined, 2000, "GOAWAY");
+    const lastId = session.lastPeerCallId;
+    assert.equal(r.client.session?.peerGoaway?.lastId, lastId);
+    const late = r.client.call("add", [1, 2]);
+    assert.throws(() => r.client.stream("count", 1), { code: Status.UNAVAILABLE });
+    assert.equal(await inflight, true);
+    assert.deepEqual(await Array.fromAsync(stream), [1, 2, 3, 4, 5]);
+    await down;
+    assert.equal(session.lastPeerCallId, lastId, "no call opened after GOAWAY");
+    // Without reconnection, the queued call fails when the session closes.
+    await rejectsWith(late, Status.UNAVAILABLE);
+  });
+}
+
+for (const kind of KINDS) {
+  Deno.test(`${kind}: without reconnection, calls after a lost connection fail at once`, async () => {
+    await using r = await rig(kind, { client: { reconnect: false } });
+    const states = recordStates(r.client);
+    const inflight = r.client.call("hang");
+    await waitFor(() => r.serverPeer().inflight === 1);
+    r.server.transport.kick(r.serverSession().id, "bye");
+    await rejectsWith(inflight, Status.UNAVAILABLE);
+    await waitFor(() => states.includes("disconnected"));
+    await rejectsWith(r.client.call("add", [1, 2]), Status.UNAVAILABLE);
+    await rejectsWith(r.client.batch([{ method: "echo" }]), Status.UNAVAILABLE);
+    assert.throws(() => r.client.stream("count", 1), { code: Status.UNAVAILABLE });
+  });
+}
+
+Deno.test("memory: reconnecting client retries a queued call on the next connection", async () => {
+  const server = newServer();
+  let conns = 0;
+  const client = await connect("tcp://127.0.0.1:1", {
+    reconnect: FAST,
+    dial: () => {
+      conns++;
+      const [a, b] = memoryPair();
+      server.accept(a);
+      return Promise.resolve(b);
+    },
+  });
+  try {
+    const states = recordStates(client);
+    const session = [...server.transport.sessions()][0];
+    server.transport.kick(session.id, "go away");
+    await waitFor(() => states.includes("disconnected"));
+    assert.equal(await client.call("echo", "again"), "again");
+    assert.equal(conns, 2);
+  } finally {
+    await client.close();
+    await server.shutdown();
+  }
+});

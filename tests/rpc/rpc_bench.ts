@@ -1,0 +1,522 @@
+/**
+ * RPC benchmarks, side by side in one run, all over loopback TCP with one
+ * connection and 64-byte params:
+ *
+ * 1. raw framed echo (Deno.listen, length-prefixed frames, manual read loop),
+ *    1 and 128 frames in flight: the baseline;
+ * 2. streamwire unary `echo` (msgpack), 1 and 128 calls in flight, next to
+ *    sessions answering REQUEST without the RPC layer (transport + codec);
+ * 3. a BATCH of 100 calls against 100 sequential awaited calls;
+ * 4. server-stream throughput (`count`) per window, and a slow consumer;
+ * 5. gRPC (grpc-js, generic service, Buffer passthrough): unary with 128 in
+ *    flight and server-stream throughput.
+ *
+ * Run: `deno run -A tests/rpc/rpc_bench.ts` (about 20 s). Set
+ * `BENCH_SECONDS` to change the length of each measurement (default 1).
+ * Figures and findings: docs/PERFORMANCE.md, section RPC.
+ *
+ * @module
+ */
+
+import * as grpc from "@grpc/grpc-js";
+import { Buffer } from "node:buffer";
+import { FrameType } from "../../codec/constants.ts";
+import { msgpackCodec } from "../../codec/payload_codec.ts";
+import { dial } from "../../transport/dial.ts";
+import { listen } from "../../transport/listen.ts";
+import { openSession } from "../../transport/open_session.ts";
+import { Server } from "../../transport/server.ts";
+import type { Session } from "../../transport/session.ts";
+import { connect, type RpcClient } from "../../rpc/client.ts";
+import { demoMethods } from "../../rpc/demo.ts";
+import { RpcServer } from "../../rpc/server.ts";
+
+const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? "1");
+const MEASURE_MS = SECONDS * 1000;
+const WARMUP_MS = Math.min(300, MEASURE_MS / 3);
+const PARAMS = new Uint8Array(64).map((_, i) => i);
+const PIPELINE = 128;
+
+interface Row {
+  what: string;
+  figure: string;
+  ratio: string;
+}
+const rows: Row[] = [];
+
+function fmt(n: number): string {
+  return n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2);
+}
+
+function row(what: string, figure: string, ratio = ""): void {
+  rows.push({ what, figure, ratio });
+  console.error(`  ${what}: ${figure}${ratio ? `  (${ratio})` : ""}`);
+}
+
+/** Runs `workers` loops of `op` for `ms` and returns completed ops per second. */
+async function rate(workers: number, ms: number, op: () => Promise<unknown>): Promise<number> {
+  let count = 0;
+  const end = performance.now() + ms;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (performance.now() < end) {
+        await op();
+        count++;
+      }
+    }),
+  );
+  return count / ((performance.now() - started) / 1000);
+}
+
+async function measure(workers: number, op: () => Promise<unknown>): Promise<number> {
+  await rate(workers, WARMUP_MS, op);
+  return await rate(workers, MEASURE_MS, op);
+}
+
+// ---------------------------------------------------------------------------
+// (1) Raw framed echo: u32 length + payload, echoed by a manual read loop.
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let o = 0;
+  while (o < bytes.length) o += await conn.write(bytes.subarray(o));
+}
+
+/** Echoes every complete frame of each read back in one write. */
+async function rawEcho(conn: Deno.Conn): Promise<void> {
+  const buf = new Uint8Array(256 * 1024);
+  let have = 0;
+  try {
+    for (;;) {
+      const n = await conn.read(buf.subarray(have));
+      if (n === null) break;
+      have += n;
+      let end = 0;
+      while (have - end >= 4) {
+        const len = new DataView(buf.buffer, end).getUint32(0);
+        if (have - end < 4 + len) break;
+        end += 4 + len;
+      }
+      if (end > 0) {
+        await writeAll(conn, buf.slice(0, end));
+        buf.copyWithin(0, end, have);
+        have -= end;
+      }
+    }
+  } catch { /* closed */ }
+  try {
+    conn.close();
+  } catch { /* closed */ }
+}
+
+class RawClient {
+  #conn: Deno.Conn;
+  #buf = new Uint8Array(256 * 1024);
+  #have = 0;
+  #frame: Uint8Array;
+
+  constructor(conn: Deno.Conn, payload: Uint8Array) {
+    this.#conn = conn;
+    this.#frame = new Uint8Array(4 + payload.length);
+    new DataView(this.#frame.buffer).setUint32(0, payload.length);
+    this.#frame.set(payload, 4);
+  }
+
+  /** Reads until at least one complete frame is in; returns how many complete frames were taken. */
+  async #readFrames(): Promise<number> {
+    for (;;) {
+      let end = 0, frames = 0;
+      while (this.#have - end >= 4) {
+        const len = new DataView(this.#buf.buffer, end).getUint32(0);
+        if (this.#have - end < 4 + len) break;
+        end += 4 + len;
+        frames++;
+      }
+      if (frames > 0) {
+        this.#buf.copyWithin(0, end, this.#have);
+        this.#have -= end;
+        return frames;
+      }
+      const n = await this.#conn.read(this.#buf.subarray(this.#have));
+      if (n === null) throw new Error("EOF");
+      this.#have += n;
+    }
+  }
+
+  /** One frame out, one back. */
+  async pingPong(): Promise<void> {
+    await writeAll(this.#conn, this.#frame);
+    await this.#readFrames();
+  }
+
+  /** Keeps `inFlight` frames outstanding for `ms`; returns round trips per second. */
+  async pipelined(inFlight: number, ms: number): Promise<number> {
+    const frames = (n: number) => {
+      const out = new Uint8Array(n * this.#frame.length);
+      for (let i = 0; i < n; i++) out.set(this.#frame, i * this.#frame.length);
+      return out;
+    };
+    await writeAll(this.#conn, frames(inFlight));
+    let outstanding = inFlight, done = 0;
+    const started = performance.now();
+    const end = started + ms;
+    while (outstanding > 0) {
+      const n = await this.#readFrames();
+      outstanding -= n;
+      done += n;
+      if (performance.now() < end) {
+        await writeAll(this.#conn, frames(n));
+        outstanding += n;
+      }
+    }
+    return done / ((performance.now() - started) / 1000);
+  }
+
+  close(): void {
+    this.#conn.close();
+  }
+}
+
+async function benchRaw(): Promise<{ pingPong: number; pipelined: number }> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serving = (async () => {
+    for await (const conn of listener) {
+      conn.setNoDelay(true);
+      rawEcho(conn);
+    }
+  })();
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+  conn.setNoDelay(true);
+  const client = new RawClient(conn, PARAMS);
+  const pingPong = await measure(1, () => client.pingPong());
+  await client.pipelined(PIPELINE, WARMUP_MS);
+  const pipelined = await client.pipelined(PIPELINE, MEASURE_MS);
+  client.close();
+  listener.close();
+  await serving.catch(() => {});
+  return { pingPong, pipelined };
+}
+
+// ---------------------------------------------------------------------------
+// Sessions without the RPC layer: REQUEST answered by RESPONSE in the
+// server's message handler. What transport and codec alone cost.
+
+async function benchSessions(): Promise<number> {
+  const server = new Server({
+    handler: {
+      message(session, messages) {
+        for (const m of messages) {
+          if (m.type === FrameType.REQUEST) {
+            session.send({ type: FrameType.RESPONSE, seq: m.seq, data: m.params });
+          }
+        }
+      },
+    },
+  });
+  const listener = listen({ port: 0 });
+  const serving = server.serve(listener);
+  const params = msgpackCodec.encode(PARAMS).slice();
+  const waiting = new Map<number, () => void>();
+  const session: Session = await openSession(await dial(listener.addr), {
+    handler: {
+      message(_s, messages) {
+        for (const m of messages) {
+          if (m.type !== FrameType.RESPONSE) continue;
+          msgpackCodec.decode(m.data);
+          const resolve = waiting.get(m.seq)!;
+          waiting.delete(m.seq);
+          resolve();
+        }
+      },
+    },
+  });
+  let seq = 1;
+  const call = () =>
+    new Promise<void>((resolve) => {
+      const id = seq;
+      seq += 2;
+      waiting.set(id, resolve);
+      session.send({ type: FrameType.REQUEST, seq: id, method: "echo", params });
+    });
+  const rt = await measure(PIPELINE, call);
+  await session.close();
+  await server.shutdown();
+  await serving;
+  return rt;
+}
+
+// ---------------------------------------------------------------------------
+// streamwire
+
+function startServer(window?: number): { server: RpcServer; addr: string } {
+  const server: RpcServer = new RpcServer({
+    methods: demoMethods(() => server),
+    ...(window ? { window } : {}),
+  });
+  return { server, addr: server.listen({ port: 0 }) };
+}
+
+async function benchUnary(client: RpcClient): Promise<{ pingPong: number; pipelined: number }> {
+  const pingPong = await measure(1, () => client.call("echo", PARAMS));
+  const pipelined = await measure(PIPELINE, () => client.call("echo", PARAMS));
+  return { pingPong, pipelined };
+}
+
+async function benchBatch(client: RpcClient): Promise<{ batch: number; sequential: number }> {
+  const calls = Array.from({ length: 100 }, () => ({ method: "echo", params: PARAMS }));
+  const batch = await measure(1, () => client.batch(calls));
+  const sequential = await measure(1, async () => {
+    for (let i = 0; i < 100; i++) await client.call("echo", PARAMS);
+  });
+  return { batch, sequential };
+}
+
+/** Reads `count` for `ms`; returns messages per second. */
+async function streamRate(client: RpcClient, ms: number): Promise<number> {
+  const reader = client.stream("count", 10_000_000).getReader();
+  let n = 0;
+  const started = performance.now();
+  const end = started + ms;
+  for (;;) {
+    const { done } = await reader.read();
+    if (done) break;
+    // Checking the clock every read would cost more than a read.
+    if ((++n & 1023) === 0 && performance.now() >= end) break;
+  }
+  const elapsed = performance.now() - started;
+  await reader.cancel();
+  return n / (elapsed / 1000);
+}
+
+async function benchStream(window: number | undefined): Promise<number> {
+  const { server, addr } = startServer(window);
+  const client = await connect(addr);
+  try {
+    await streamRate(client, WARMUP_MS);
+    return await streamRate(client, MEASURE_MS);
+  } finally {
+    await client.close();
+    await server.shutdown();
+  }
+}
+
+/** A consumer taking one item per ms for `ms`: what the producer side holds meanwhile. */
+async function benchSlowConsumer(ms: number) {
+  const { server, addr } = startServer();
+  const client = await connect(addr);
+  const session = [...server.transport.sessions()][0];
+  const reader = client.stream("count", 10_000_000).getReader();
+  await reader.read();
+  const before = Deno.memoryUsage();
+  let maxQueued = 0, read = 1;
+  const started = performance.now();
+  for (;;) {
+    const elapsed = performance.now() - started;
+    if (elapsed >= ms) break;
+    // One item per elapsed ms: timers sleep 1-2 ms, so catch up after each.
+    while (read < elapsed) {
+      await reader.read();
+      read++;
+      maxQueued = Math.max(maxQueued, session.queuedBytes);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  const after = Deno.memoryUsage();
+  await reader.cancel();
+  await client.close();
+  await server.shutdown();
+  return { before, after, maxQueued, read };
+}
+
+// ---------------------------------------------------------------------------
+// (5) gRPC: a generic service, Buffers passed through unchanged.
+
+const passthrough = (b: Buffer) => b;
+const GRPC_SERVICE: grpc.ServiceDefinition = {
+  echo: {
+    path: "/bench.Echo/Echo",
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: passthrough,
+    requestDeserialize: passthrough,
+    responseSerialize: passthrough,
+    responseDeserialize: passthrough,
+  },
+  count: {
+    path: "/bench.Echo/Count",
+    requestStream: false,
+    responseStream: true,
+    requestSerialize: passthrough,
+    requestDeserialize: passthrough,
+    responseSerialize: passthrough,
+    responseDeserialize: passthrough,
+  },
+};
+
+async function benchGrpc(): Promise<{ unary: number; stream: number }> {
+  const server = new grpc.Server();
+  // Small messages, like streamwire's DATA of one integer.
+  const item = Buffer.from([0xce, 0, 1, 0, 0]);
+  server.addService(GRPC_SERVICE, {
+    echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
+      callback(null, call.request),
+    count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      let n = call.request.readUInt32BE(0);
+      let cancelled = false;
+      call.on("cancelled", () => (cancelled = true));
+      const pump = () => {
+        while (n > 0 && !cancelled) {
+          n--;
+          if (!call.write(item)) return call.once("drain", pump);
+        }
+        if (!cancelled) call.end();
+      };
+      pump();
+    },
+  });
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(
+      "127.0.0.1:0",
+      grpc.ServerCredentials.createInsecure(),
+      (error, port) => error ? reject(error) : resolve(port),
+    )
+  );
+  const Client = grpc.makeGenericClientConstructor(GRPC_SERVICE, "Echo");
+  const client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure()) as
+    & grpc.Client
+    & Record<string, CallableFunction>;
+  const params = Buffer.from(PARAMS);
+  const echo = () =>
+    new Promise<Buffer>((resolve, reject) =>
+      client.echo(
+        params,
+        (error: Error | null, value: Buffer) => error ? reject(error) : resolve(value),
+      )
+    );
+  const unary = await measure(PIPELINE, echo);
+  const streamOnce = (ms: number) =>
+    new Promise<number>((resolve) => {
+      const n = Buffer.alloc(4);
+      n.writeUInt32BE(10_000_000);
+      const call = client.count(n) as grpc.ClientReadableStream<Buffer>;
+      let got = 0;
+      const started = performance.now();
+      const end = started + ms;
+      call.on("data", () => {
+        if ((++got & 1023) === 0 && performance.now() >= end) call.cancel();
+      });
+      call.on("error", () => resolve(got / ((performance.now() - started) / 1000)));
+      call.on("end", () => resolve(got / ((performance.now() - started) / 1000)));
+    });
+  await streamOnce(WARMUP_MS);
+  const stream = await streamOnce(MEASURE_MS);
+  client.close();
+  await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+  return { unary, stream };
+}
+
+// ---------------------------------------------------------------------------
+
+/** Runs every measurement and prints the table (not under `deno bench`, which only imports it). */
+async function main(): Promise<void> {
+  const started = performance.now();
+  console.error(`measuring ${SECONDS} s per figure (Deno ${Deno.version.deno})`);
+
+  const raw = await benchRaw();
+  row(
+    "raw framed echo, 1 in flight",
+    `${fmt(raw.pingPong)} rt/s (${fmt(1e6 / raw.pingPong)} µs)`,
+    "baseline",
+  );
+  row(`raw framed echo, ${PIPELINE} in flight`, `${fmt(raw.pipelined)} rt/s`, "baseline");
+
+  const sessions = await benchSessions();
+  row(
+    `sessions only (no RPC layer), ${PIPELINE} in flight`,
+    `${fmt(sessions)} rt/s`,
+    `${(sessions / raw.pipelined * 100).toFixed(0)}% of raw: the ceiling of transport + codec`,
+  );
+
+  const { server, addr } = startServer();
+  const client = await connect(addr);
+  const unary = await benchUnary(client);
+  row(
+    "streamwire echo, 1 in flight",
+    `${fmt(unary.pingPong)} calls/s (${fmt(1e6 / unary.pingPong)} µs)`,
+    `${(unary.pingPong / raw.pingPong * 100).toFixed(0)}% of raw; latency x${
+      (raw.pingPong / unary.pingPong).toFixed(2)
+    } raw (target <= x1.25)`,
+  );
+  row(
+    `streamwire echo, ${PIPELINE} in flight`,
+    `${fmt(unary.pipelined)} calls/s`,
+    `${(unary.pipelined / raw.pipelined * 100).toFixed(0)}% of raw (target >= 30%); ${
+      (unary.pipelined / sessions * 100).toFixed(0)
+    }% of sessions only`,
+  );
+  const batch = await benchBatch(client);
+  row(
+    "100 calls as one BATCH",
+    `${fmt(batch.batch * 100)} calls/s (${fmt(1e3 / batch.batch)} ms per 100)`,
+    `x${(batch.batch / batch.sequential).toFixed(1)} vs 100 sequential (${
+      fmt(1e3 / batch.sequential)
+    } ms per 100; reference claims x16.7)`,
+  );
+  await client.close();
+  await server.shutdown();
+
+  const windows = [16, undefined, 128, 256, 512, 1024];
+  const streamRates = new Map<number, number>();
+  for (const window of windows) {
+    const r = await benchStream(window);
+    streamRates.set(window ?? 64, r);
+    row(
+      `server stream, window ${window ?? "64 (default)"}`,
+      `${fmt(r)} msgs/s`,
+      `x${(r / streamRates.get(16)!).toFixed(2)} vs window 16`,
+    );
+  }
+  const best = [...streamRates].sort((a, b) => b[1] - a[1])[0];
+  const million = [...streamRates].filter(([, r]) => r >= 1e6).map(([w]) => w);
+  row(
+    "server stream, best window",
+    `${best[0]} (${fmt(best[1])} msgs/s)`,
+    million.length
+      ? `>= 1M msgs/s with windows ${million.join(", ")}`
+      : "no window reaches 1M msgs/s",
+  );
+
+  const slow = await benchSlowConsumer(1000);
+  const mb = (n: number) => (n / 1048576).toFixed(1);
+  row(
+    "slow consumer (1 item/ms for 1 s)",
+    `${slow.read} read; producer queue max ${slow.maxQueued} B`,
+    `heap ${mb(slow.before.heapUsed)}->${mb(slow.after.heapUsed)} MB, external ${
+      mb(slow.before.external)
+    }->${mb(slow.after.external)} MB, rss ${mb(slow.before.rss)}->${mb(slow.after.rss)} MB`,
+  );
+
+  const g = await benchGrpc();
+  row(
+    `grpc-js unary echo, ${PIPELINE} in flight`,
+    `${fmt(g.unary)} calls/s`,
+    `streamwire/gRPC x${(unary.pipelined / g.unary).toFixed(2)}`,
+  );
+  const sw64 = streamRates.get(64)!;
+  row(
+    "grpc-js server stream",
+    `${fmt(g.stream)} msgs/s`,
+    `streamwire (window 64)/gRPC x${(sw64 / g.stream).toFixed(2)}`,
+  );
+
+  const w1 = Math.max(...rows.map((r) => r.what.length), 4);
+  const w2 = Math.max(...rows.map((r) => r.figure.length), 6);
+  console.log(`\n| ${"what".padEnd(w1)} | ${"figure".padEnd(w2)} | ratio |`);
+  console.log(`| ${"-".repeat(w1)} | ${"-".repeat(w2)} | --- |`);
+  for (const r of rows) {
+    console.log(`| ${r.what.padEnd(w1)} | ${r.figure.padEnd(w2)} | ${r.ratio} |`);
+  }
+  console.log(`\n(${((performance.now() - started) / 1000).toFixed(0)} s)`);
+}
+
+if (import.meta.main) await main();
