@@ -58,7 +58,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   handshakeTimeoutMs: 5_000,
   drainTimeoutMs: 10_000,
   maxFrame: 16 * 1024 * 1024,
-  window: 64,
+  window: 256,
   maxConcurrentCalls: 100,
   certFile: undefined,
   keyFile: undefined,
@@ -147,7 +147,7 @@ Options (each also STREAMWIRE_<NAME> in the environment, or a key of --config):
   --handshake-timeout-ms <ms>  handshake deadline (default 5000)
   --drain-timeout-ms <ms>      graceful shutdown deadline (default 10000)
   --max-frame <bytes>          largest frame (default 16777216)
-  --window <n>                 streaming window (default 64)
+  --window <n>                 streaming window (default 256)
   --max-concurrent-calls <n>   calls per connection (default 100)
   --cert-file <pem>            TLS certificate (with --key-file)
   --key-file <pem>             TLS private key

@@ -9,6 +9,7 @@ import { FrameType, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { BatchResultEntry, CallEntry, Extensions, Message } from "../codec/message.ts";
 import { getCodec, type PayloadCodec } from "../codec/payload_codec.ts";
+import { DEFAULT_WINDOW } from "../transport/handshake.ts";
 import { type Session, SessionState } from "../transport/session.ts";
 import { Deadlines } from "./_deadlines.ts";
 import { CreditGate, Inbox } from "./_flow.ts";
@@ -289,7 +290,7 @@ export class RpcPeer {
 
   /** Streaming window of the session. */
   get window(): number {
-    return this.session.settings?.window ?? 64;
+    return this.session.settings?.window ?? DEFAULT_WINDOW;
   }
 
   /**

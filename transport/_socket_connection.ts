@@ -54,10 +54,16 @@ function nextMacrotask(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
-/** A `Deno.Conn` as a {@linkcode Connection}. */
+/**
+ * A `Deno.Conn` as a {@linkcode Connection}.
+ *
+ * The two streams are made on first use. A session (session.ts) reads and
+ * writes through {@linkcode SocketConnection.directRead} and
+ * {@linkcode SocketConnection.directWrite} instead and never makes them:
+ * a ReadableStream and a WritableStream with their reader, writer and
+ * callbacks are about 4 KiB of heap per connection.
+ */
 export class SocketConnection implements Connection {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
   readonly remoteAddr: string;
   readonly localAddr: string;
   readonly transport: SocketTransport;
@@ -68,13 +74,19 @@ export class SocketConnection implements Connection {
   #minReadSize: number;
   #maxReadSize: number;
   #readSize: number;
-  #readController!: ReadableStreamDefaultController<Uint8Array>;
-  #writeController!: WritableStreamDefaultController;
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #writable: WritableStream<Uint8Array> | undefined;
+  #readController: ReadableStreamDefaultController<Uint8Array> | undefined;
+  #writeController: WritableStreamDefaultController | undefined;
   #resolveClosed!: () => void;
   /** close() ran (or started from an error): both streams are settled. */
   #closing = false;
   /** The readable is done: EOF, cancelled or settled by close(). */
   #readDone = false;
+  /** The error close() ended the readable with, if any. */
+  #readFailure: StreamwireError | undefined;
+  /** The error close() was given, if any: what writes fail with from then on. */
+  #closeError: StreamwireError | undefined;
   /** The writable is closing or done. */
   #writeDone = false;
   /** Operations in flight, awaited before `closed` resolves. */
@@ -83,6 +95,8 @@ export class SocketConnection implements Connection {
   #idleCheck: Promise<unknown> | undefined;
   /** Counts writes and closes started, to notice new writes across a macrotask. */
   #writeSeq = 0;
+  /** A read buffer whose bytes were copied out, for the next read. */
+  #spare: Uint8Array | undefined;
 
   /**
    * Wraps `conn`, which the connection owns from now on.
@@ -113,24 +127,42 @@ export class SocketConnection implements Connection {
       }
     }
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
-    this.readable = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#readController = controller;
-      },
-      pull: (controller) => this.#pull(controller),
-      cancel: () => {
-        this.#readDone = true;
-        this.close();
-      },
-    }, { highWaterMark: 0 });
-    this.writable = new WritableStream<Uint8Array>({
-      start: (controller) => {
-        this.#writeController = controller;
-      },
-      write: (chunk) => this.#write(chunk),
-      close: () => this.#closeWrite(),
-      abort: () => this.close(),
-    });
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    if (this.#readable === undefined) {
+      this.#readable = new ReadableStream<Uint8Array>({
+        start: (controller) => {
+          this.#readController = controller;
+        },
+        pull: (controller) => this.#pull(controller),
+        cancel: () => {
+          this.#readDone = true;
+          this.close();
+        },
+      }, { highWaterMark: 0 });
+      // Made after the end: it ends as it would have.
+      if (this.#readDone) {
+        if (this.#readFailure) this.#readController!.error(this.#readFailure);
+        else this.#readController!.close();
+      }
+    }
+    return this.#readable;
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    if (this.#writable === undefined) {
+      this.#writable = new WritableStream<Uint8Array>({
+        start: (controller) => {
+          this.#writeController = controller;
+        },
+        write: (chunk) => this.#write(chunk),
+        close: () => this.#closeWrite(),
+        abort: () => this.close(),
+      });
+      if (this.#closing) this.#writeController!.error(this.#closeError ?? this.#closedError());
+    }
+    return this.#writable;
   }
 
   /** Size of the buffer the next read allocates (for tests and measurements). */
@@ -142,10 +174,67 @@ export class SocketConnection implements Connection {
     this.#shutdown();
   }
 
+  /**
+   * The next chunk without the readable, which is then never made: `null`
+   * at EOF or once closed. One read at a time; not to be mixed with reading
+   * {@linkcode SocketConnection.readable}.
+   *
+   * @returns A fresh chunk, or `null` at the end.
+   * @throws {StreamwireError} `unavailable` when the connection broke.
+   */
+  async directRead(): Promise<Uint8Array | null> {
+    while (!this.#readDone) {
+      const chunk = await this.#readOnce();
+      if (chunk === null) {
+        this.#onEof();
+        return null;
+      }
+      if (chunk !== undefined) return chunk;
+    }
+    if (this.#readFailure) throw this.#readFailure;
+    return null;
+  }
+
+  /**
+   * Writes a chunk without the writable, which is then never made. One
+   * write at a time; `chunk` must not change until the promise settles.
+   *
+   * @param chunk Bytes to write.
+   * @throws {StreamwireError} `cancelled` once closed, `unavailable` when the
+   *   connection broke.
+   */
+  directWrite(chunk: Uint8Array): Promise<void> {
+    if (this.#writeDone) return Promise.reject(this.#closeError ?? this.#closedError());
+    return this.#write(chunk);
+  }
+
   async #pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
-    if (this.#closing) return;
+    while (!this.#closing) {
+      const chunk = await this.#readOnce();
+      // undefined: closed meanwhile (the loop ends), or an empty read (again).
+      if (chunk === undefined) continue;
+      if (chunk === null) {
+        controller.close();
+        this.#onEof();
+      } else {
+        controller.enqueue(chunk);
+      }
+      return;
+    }
+  }
+
+  /**
+   * One read into a buffer sized to the recent traffic: a fresh chunk,
+   * `null` at EOF (marking the read side done), or undefined if the
+   * connection closed meanwhile or the read was empty.
+   */
+  async #readOnce(): Promise<Uint8Array | null | undefined> {
+    if (this.#closing) return undefined;
     const size = this.#readSize;
-    const buffer = new Uint8Array(size);
+    // The buffer of the last read, if its bytes were copied out.
+    let buffer = this.#spare;
+    this.#spare = undefined;
+    if (buffer === undefined || buffer.length !== size) buffer = new Uint8Array(size);
     const reading = this.#conn.read(buffer);
     this.#reading = reading;
     let n: number | null;
@@ -161,21 +250,17 @@ export class SocketConnection implements Connection {
           ),
         );
       }
-      return;
+      return undefined;
     } finally {
       this.#reading = undefined;
     }
-    if (this.#closing) return;
+    if (this.#closing) return undefined;
     if (n === null) {
       this.#readDone = true;
-      controller.close();
-      this.#onEof();
-      return;
+      return null;
     }
-    if (n === 0) {
-      // Not EOF (Deno.Conn.read): ask again, there is a reader waiting.
-      return this.#pull(controller);
-    }
+    // 0 is not EOF (Deno.Conn.read): the caller asks again.
+    if (n === 0) return undefined;
     let chunk: Uint8Array;
     if (n === size) {
       chunk = buffer;
@@ -188,37 +273,47 @@ export class SocketConnection implements Connection {
       let next = size;
       while (next > this.#minReadSize && next / 2 >= n) next = Math.floor(next / 2);
       this.#readSize = Math.max(next, this.#minReadSize);
+    } else if (n <= size / 2) {
+      // A small message (a PING, a short call): copy it out and read into
+      // the same buffer again. A fresh buffer per read would leave one
+      // buffer of garbage per message and scatter the live ones across the
+      // allocator, which grows an idle server's RSS with every heartbeat.
+      chunk = buffer.slice(0, n);
+      this.#spare = buffer;
     } else {
       chunk = buffer.subarray(0, n);
     }
-    controller.enqueue(chunk);
+    return chunk;
   }
 
-  async #write(chunk: Uint8Array): Promise<void> {
+  #write(chunk: Uint8Array): Promise<void> {
     if (!(chunk instanceof Uint8Array)) {
       const error = new StreamwireError(
         Status.INVALID_ARGUMENT,
         `Chunk of type '${Object.prototype.toString.call(chunk)}' is not a Uint8Array`,
       );
       this.#shutdown(error);
-      throw error;
+      return Promise.reject(error);
     }
     this.#writeSeq++;
+    if (chunk.byteLength === 0) return Promise.resolve();
+    // One async function per write, not two: a broadcast makes thousands.
     const writing = this.#writeAll(chunk);
     this.#writing = writing;
+    return writing;
+  }
+
+  /** Writes all of a non-empty chunk; clears `#writing` when done. */
+  async #writeAll(chunk: Uint8Array): Promise<void> {
     try {
-      await writing;
+      let offset = 0;
+      do {
+        offset += await this.#conn.write(offset === 0 ? chunk : chunk.subarray(offset));
+      } while (offset < chunk.byteLength);
     } catch (error) {
       throw this.#writeFailed(error);
     } finally {
       this.#writing = undefined;
-    }
-  }
-
-  async #writeAll(chunk: Uint8Array): Promise<void> {
-    let offset = 0;
-    while (offset < chunk.byteLength) {
-      offset += await this.#conn.write(offset === 0 ? chunk : chunk.subarray(offset));
     }
   }
 
@@ -292,17 +387,19 @@ export class SocketConnection implements Connection {
   #shutdown(error?: StreamwireError): void {
     if (this.#closing) return;
     this.#closing = true;
+    this.#closeError = error;
     if (!this.#readDone) {
       this.#readDone = true;
+      this.#readFailure = error;
       try {
-        if (error) this.#readController.error(error);
-        else this.#readController.close();
+        if (error) this.#readController?.error(error);
+        else this.#readController?.close();
       } catch {
         // Already closed or cancelled by its reader.
       }
     }
     this.#writeDone = true;
-    this.#writeController.error(error ?? this.#closedError());
+    this.#writeController?.error(error ?? this.#closedError());
     try {
       this.#conn.close();
     } catch {

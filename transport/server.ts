@@ -431,7 +431,6 @@ export class Server {
   async #handshake(session: Session, messages: Message[]): Promise<void> {
     const hello = messages.find((m) => m.type === FrameType.HELLO);
     if (hello === undefined || hello.type !== FrameType.HELLO || messages.length > 1) {
-      this.metrics.handshakeFailures++;
       await session.close(
         new StreamwireError(Status.FAILED_PRECONDITION, "Expected HELLO as the first frame"),
       );
@@ -442,7 +441,6 @@ export class Server {
       session.send({ type: FrameType.HELLO_ACK, seq: 0, ack: { version: 1, ...settings } });
       session.establish(settings);
     } catch (error) {
-      this.metrics.handshakeFailures++;
       await session.close(StreamwireError.from(error));
     }
   }
@@ -455,7 +453,10 @@ export class Server {
     if (reason?.code === Status.UNAVAILABLE && reason.message.startsWith("Peer silent")) {
       this.metrics.deadPeers++;
     }
-    if (reason?.code === Status.DEADLINE_EXCEEDED && session.settings === undefined) {
+    // Counted here, whoever detected it: the handshake (token, codec,
+    // version), the session (a call frame or garbage before HELLO) or the
+    // sweep (timeout). A peer that just hangs up early is not a failure.
+    if (reason !== undefined && session.settings === undefined) {
       this.metrics.handshakeFailures++;
     }
     this.#options.handler.close?.(session, reason);

@@ -5,16 +5,19 @@
  * @module
  */
 
-import { createDecodeChain } from "../codec/chain.ts";
+import { verifyChecksum } from "../codec/checksum_stream.ts";
 import { type CompressionName, FrameType, Status } from "../codec/constants.ts";
-import { compressFrame } from "../codec/compression_stream.ts";
+import { compressFrame, decompressFrame } from "../codec/compression_stream.ts";
+import { Deframer } from "../codec/deframer_stream.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { encodeFrames } from "../codec/frame_encoder_stream.ts";
-import type { GoawayMessage, Message } from "../codec/message.ts";
+import type { Frame } from "../codec/frame.ts";
+import { decodeMessage, type GoawayMessage, type Message } from "../codec/message.ts";
 import { encodeMessages } from "../codec/message_stream.ts";
 import type { Connection } from "./connection.ts";
 import type { CodecName } from "../codec/payload_codec.ts";
 import type { SessionSettings } from "./handshake.ts";
+import { SocketConnection } from "./_socket_connection.ts";
 
 /** States of a session. */
 export const SessionState = {
@@ -191,7 +194,9 @@ export class Session extends EventTarget {
   #queueCounts: number[] = [];
   #writing = false;
   #pumpDone: Promise<void> = Promise.resolve();
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  /** A socket, read and written without streams; else `#writer` and a reader. */
+  #socket: SocketConnection | undefined;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
   #readyWaiters: (() => void)[] = [];
   #pingWindowStart = 0;
   #pingsInWindow = 0;
@@ -224,8 +229,12 @@ export class Session extends EventTarget {
       rttMs: undefined,
     };
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#writer = conn.writable.getWriter();
-    this.#writer.closed.catch(() => this.#terminate());
+    if (conn instanceof SocketConnection) {
+      this.#socket = conn;
+    } else {
+      this.#writer = conn.writable.getWriter();
+      this.#writer.closed.catch(() => this.#terminate());
+    }
     conn.closed.then(() => this.#terminate());
     this.#read(options);
   }
@@ -438,22 +447,54 @@ export class Session extends EventTarget {
     this.send({ type: FrameType.PING, seq: 0, payload });
   }
 
+  /**
+   * Reads and decodes in one loop with the codec's synchronous stages
+   * (deframer, checksum, decompression, messages) rather than a chain of
+   * streams: the streams and their pipes cost about 35 KiB of heap per
+   * session, most of what an idle session held (tests/transport/soak_10k.ts).
+   */
   async #read(options: SessionOptions): Promise<void> {
     const stats = this.stats;
+    const deframer = new Deframer({ maxFrame: options.maxFrame });
+    const inflate = { maxFrame: options.maxFrame, accept: options.accept };
+    // Never cancelled on a decode error: that would close the connection
+    // before the ERROR below is written (PROTOCOL.md 1.3); close() ends it.
+    const socket = this.#socket;
+    const reader = socket === undefined ? this.conn.readable.getReader() : undefined;
     let error: StreamwireError | undefined;
     try {
-      const chain = createDecodeChain({ maxFrame: options.maxFrame, accept: options.accept });
-      const counted = this.conn.readable.pipeThrough(
-        new TransformStream<Uint8Array, Uint8Array>({
-          transform(chunk, controller) {
-            stats.bytesIn += chunk.length;
-            controller.enqueue(chunk);
-          },
-        }),
-      );
-      await counted.pipeThrough(chain).pipeTo(
-        new WritableStream<Message[]>({ write: (batch) => this.#receive(batch) }),
-      );
+      for (;;) {
+        let value: Uint8Array | null;
+        if (socket !== undefined) value = await socket.directRead();
+        else {
+          const result = await reader!.read();
+          value = result.done ? null : result.value;
+        }
+        if (value === null) {
+          deframer.end();
+          break;
+        }
+        stats.bytesIn += value.length;
+        const frames: Frame[] = [];
+        let failure: unknown;
+        try {
+          deframer.push(value, frames);
+        } catch (e) {
+          failure = e;
+        }
+        const messages: Message[] = [];
+        try {
+          for (let i = 0; i < frames.length; i++) {
+            verifyChecksum(frames[i]);
+            messages.push(decodeMessage(decompressFrame(frames[i], inflate)));
+          }
+        } catch (e) {
+          failure = e; // earlier in the byte stream than a deframer failure
+        }
+        // Frames before a bad one in the same read are still handled.
+        if (messages.length > 0) await this.#receive(messages);
+        if (failure !== undefined) throw failure;
+      }
     } catch (e) {
       error = StreamwireError.from(e);
     }
@@ -594,7 +635,8 @@ export class Session extends EventTarget {
         for (const n of counts) frames += n;
         // One write per turn: everything queued meanwhile goes out together.
         const chunk = queue.length === 1 ? queue[0] : concatChunks(queue);
-        await this.#writer.write(chunk);
+        if (this.#socket !== undefined) await this.#socket.directWrite(chunk);
+        else await this.#writer!.write(chunk);
         this.stats.bytesOut += chunk.length;
         this.#queueBytes -= chunk.length;
         this.#queueFrames -= frames;

@@ -465,13 +465,13 @@ async function main(): Promise<void> {
   await client.close();
   await server.shutdown();
 
-  const windows = [16, undefined, 128, 256, 512, 1024];
+  const windows = [16, 64, 128, undefined, 512, 1024];
   const streamRates = new Map<number, number>();
   for (const window of windows) {
     const r = await benchStream(window);
-    streamRates.set(window ?? 64, r);
+    streamRates.set(window ?? 256, r);
     row(
-      `server stream, window ${window ?? "64 (default)"}`,
+      `server stream, window ${window ?? "256 (default)"}`,
       `${fmt(r)} msgs/s`,
       `x${(r / streamRates.get(16)!).toFixed(2)} vs window 16`,
     );
@@ -502,11 +502,11 @@ async function main(): Promise<void> {
     `${fmt(g.unary)} calls/s`,
     `streamwire/gRPC x${(unary.pipelined / g.unary).toFixed(2)}`,
   );
-  const sw64 = streamRates.get(64)!;
+  const sw64 = streamRates.get(256)!;
   row(
     "grpc-js server stream",
     `${fmt(g.stream)} msgs/s`,
-    `streamwire (window 64)/gRPC x${(sw64 / g.stream).toFixed(2)}`,
+    `streamwire (window 256)/gRPC x${(sw64 / g.stream).toFixed(2)}`,
   );
 
   const w1 = Math.max(...rows.map((r) => r.what.length), 4);
