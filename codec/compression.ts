@@ -22,6 +22,7 @@ import {
   type ZstdOptions,
 } from "node:zlib";
 import { Compression, COMPRESSION_NAMES, type CompressionName, Status } from "./constants.ts";
+import { concat } from "./_bytes.ts";
 import { StreamwireError } from "./error.ts";
 import { decodeLz4, payloadTooLarge } from "./_lz4.ts";
 import { lz4CompressFrame } from "./_lz4_compress.ts";
@@ -417,12 +418,5 @@ function unzstd(data: Uint8Array, maxOutput: number): Uint8Array {
     if (total > maxOutput) throw payloadTooLarge(maxOutput);
     parts.push(part);
   }
-  if (parts.length === 1) return own(parts[0]);
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+  return parts.length === 1 ? own(parts[0]) : concat(parts);
 }

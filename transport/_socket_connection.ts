@@ -13,6 +13,7 @@ import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Connection, ConnectionOptions } from "./connection.ts";
 import { formatAddr, type SocketTransport } from "./_address.ts";
+import { nextMacrotask } from "./_macrotask.ts";
 
 /** First and idle read size: small, as every idle connection holds one. */
 export const DEFAULT_READ_SIZE = 2048;
@@ -47,11 +48,6 @@ export function checkReadSizes(options: ConnectionOptions): ReadSizes {
 /** Errors that a read or write raises because the socket was closed locally. */
 function isClosedError(error: unknown): boolean {
   return error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted;
-}
-
-/** Resolves after one macrotask, so a pipe can hand over its next chunk. */
-function nextMacrotask(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /**

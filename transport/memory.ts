@@ -9,6 +9,7 @@
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Connection, Listener } from "./connection.ts";
+import { nextMacrotask } from "./_macrotask.ts";
 
 /** Options of {@linkcode memoryPair} and {@linkcode memoryListener}. */
 export interface MemoryPairOptions {
@@ -58,10 +59,6 @@ function checkOptions(options: MemoryPairOptions): Required<MemoryPairOptions> {
     );
   }
   return { highWaterMark, allowHalfOpen: options.allowHalfOpen ?? false };
-}
-
-function macrotask(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /**
@@ -264,7 +261,7 @@ class MemoryConnection implements Connection {
         continue;
       }
       const seq = this.#writeSeq;
-      await macrotask();
+      await nextMacrotask();
       if (seq === this.#writeSeq && !this.#writing) break;
     }
     if (!this.#writeDone) this.close();

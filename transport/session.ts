@@ -5,6 +5,7 @@
  * @module
  */
 
+import { concat } from "../codec/_bytes.ts";
 import { verifyChecksum } from "../codec/checksum_stream.ts";
 import { type CompressionName, FrameType, Status } from "../codec/constants.ts";
 import { compressFrame, decompressFrame } from "../codec/compression_stream.ts";
@@ -634,7 +635,7 @@ export class Session extends EventTarget {
         let frames = 0;
         for (const n of counts) frames += n;
         // One write per turn: everything queued meanwhile goes out together.
-        const chunk = queue.length === 1 ? queue[0] : concatChunks(queue);
+        const chunk = queue.length === 1 ? queue[0] : concat(queue);
         if (this.#socket !== undefined) await this.#socket.directWrite(chunk);
         else await this.#writer!.write(chunk);
         this.stats.bytesOut += chunk.length;
@@ -674,18 +675,6 @@ export class Session extends EventTarget {
     this.#handler.close?.(this, this.closeReason);
     this.#resolveClosed();
   }
-}
-
-function concatChunks(chunks: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }
 
 function definedOnly(options: SessionLimits): SessionLimits {
