@@ -261,8 +261,18 @@ export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminAp
     const params = body.params === undefined
       ? new Uint8Array(0)
       : getCodec(session.codec).encode(body.params);
-    const sent = session.send({ type: FrameType.NOTIFY, seq: 0, method: method(body), params });
-    if (!sent) throw new StreamwireError(Status.UNAVAILABLE, `Session '${session.id}' is closing`);
+    const sent = transport.unicast(session.id, {
+      type: FrameType.NOTIFY,
+      seq: 0,
+      method: method(body),
+      params,
+    });
+    if (!sent) {
+      throw new StreamwireError(
+        Status.UNAVAILABLE,
+        `Session '${session.id}' is closing or too slow to take more`,
+      );
+    }
     return c.json({ sent });
   });
   app.get("/topics", (c) => c.json({ topics: transport.topics() }));

@@ -79,7 +79,7 @@ export interface ClientOptions extends HelloOptions, PeerLimits, SessionLimits {
   maxQueuedCalls?: number;
   /**
    * Pushes (NOTIFY, BROADCAST) buffered for {@linkcode RpcClient.pushes}
-   * when its reader falls behind; beyond it the oldest are dropped and
+   * when its reader falls behind; beyond it newer pushes are dropped and
    * counted (pushes are at-most-once, PROTOCOL.md 5).
    *
    * @default {1024}
@@ -197,7 +197,7 @@ export class RpcClient extends EventTarget {
 
   /**
    * Server pushes (NOTIFY and BROADCAST) as one stream, created on first
-   * use. A slow reader loses the oldest pushes beyond `maxBufferedPushes`
+   * use. A slow reader loses the pushes that arrive beyond `maxBufferedPushes`
    * (counted in {@linkcode RpcClient.droppedPushes}).
    */
   get pushes(): ReadableStream<Push> {

@@ -360,28 +360,39 @@ export class Server {
     }
     for (const session of slow) {
       result.dropped++;
-      this.metrics.slowConsumers++;
-      session.close(
-        new StreamwireError(
-          Status.RESOURCE_EXHAUSTED,
-          `Slow consumer: outbound queue over its limit ('${session.queuedBytes}' bytes queued)`,
-        ),
-      );
+      this.#dropSlow(session);
     }
     this.metrics.broadcastDeliveries += result.delivered;
     return result;
   }
 
   /**
-   * Sends a message to one session.
+   * Pushes a message to one session, under the same rule as broadcasts: a
+   * session whose outbound queue is over its limit is disconnected as a
+   * slow consumer rather than queued to without bound.
    *
    * @param id Session id.
-   * @param message Any message.
+   * @param message Any message, typically a NOTIFY.
    * @returns Whether the session exists and took the message.
    */
   unicast(id: string, message: Message): boolean {
     const session = this.#sessions.get(id);
-    return session !== undefined && session.send(message);
+    if (session === undefined) return false;
+    if (!session.writable) {
+      this.#dropSlow(session);
+      return false;
+    }
+    return session.send(message);
+  }
+
+  #dropSlow(session: Session): void {
+    this.metrics.slowConsumers++;
+    session.close(
+      new StreamwireError(
+        Status.RESOURCE_EXHAUSTED,
+        `Slow consumer: outbound queue over its limit ('${session.queuedBytes}' bytes queued)`,
+      ),
+    );
   }
 
   /**

@@ -1,0 +1,28 @@
+import assert from "node:assert/strict";
+import { FrameType } from "../../codec/constants.ts";
+import { helloBytes, startServer, waitFor } from "./_helpers.ts";
+
+Deno.test("unicast to a peer that stops reading disconnects it as a slow consumer", async () => {
+  await using t = startServer({ where: "memory", maxQueueBytes: 16 * 1024 });
+  const peer = await t.raw();
+  await peer.write(helloBytes());
+  const ack = await peer.next();
+  assert.ok(ack?.type === FrameType.HELLO_ACK);
+  const id = String(ack.ack.session);
+  // The peer reads nothing from here on: the memory pair's 64 KiB buffer
+  // fills, then the session's queue, then unicast refuses and drops it.
+  const params = new Uint8Array(1024);
+  let sent = 0;
+  while (t.server.unicast(id, { type: FrameType.NOTIFY, seq: 0, method: "news", params })) {
+    sent++;
+    if (sent > 10_000) assert.fail("unicast never refused a peer that does not read");
+    if (sent % 16 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  assert.ok(sent > 0);
+  assert.equal(t.server.metrics.slowConsumers, 1);
+  await waitFor(() => t.server.session(id) === undefined, "slow session removed");
+  assert.equal(
+    t.server.unicast(id, { type: FrameType.NOTIFY, seq: 0, method: "x", params }),
+    false,
+  );
+});
