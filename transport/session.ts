@@ -434,7 +434,11 @@ export class Session extends EventTarget {
       return;
     }
     if (state === SessionState.ACTIVE && silent >= hb) this.transition(SessionState.IDLE);
-    if (now - this.stats.lastSentAt >= hb) this.ping(now);
+    // A PING behind a stuck write proves nothing and would pile up one per
+    // sweep: only ping when the outbound queue is empty.
+    if (now - this.stats.lastSentAt >= hb && this.#queueFrames === 0 && !this.#writing) {
+      this.ping(now);
+    }
   }
 
   /**
