@@ -8,8 +8,13 @@ export const DEADLINE_RESOLUTION_MS = 5;
 export class Deadlines<T> {
   /** Bucket key (deadline / resolution, rounded up) to the items expiring then. */
   #buckets = new Map<number, Set<T>>();
-  /** Bucket keys in ascending order. Deadlines mostly grow, so inserts are appends. */
+  /**
+   * Bucket keys in ascending order. Deadlines mostly grow, so inserts are
+   * appends; keys of buckets emptied by remove() stay until the next tick or
+   * compaction, and are never more than the live ones plus 32.
+   */
   #keys: number[] = [];
+  #count = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #expire: (item: T) => void;
 
@@ -19,9 +24,12 @@ export class Deadlines<T> {
 
   /** Number of items waiting. */
   get size(): number {
-    let n = 0;
-    for (const bucket of this.#buckets.values()) n += bucket.size;
-    return n;
+    return this.#count;
+  }
+
+  /** Bucket keys held, live or emptied (bounded: see `#keys`). */
+  get keyCount(): number {
+    return this.#keys.length;
   }
 
   /** Schedules `item` to expire at `deadline` (ms since epoch); returns a key for {@linkcode remove}. */
@@ -31,28 +39,38 @@ export class Deadlines<T> {
     if (bucket === undefined) {
       bucket = new Set();
       this.#buckets.set(key, bucket);
-      const keys = this.#keys;
+      let keys = this.#keys;
+      if (keys.length > 2 * this.#buckets.size + 32) {
+        keys = this.#keys = keys.filter((k) => this.#buckets.has(k));
+      }
       let i = keys.length;
       while (i > 0 && keys[i - 1] > key) i--;
-      keys.splice(i, 0, key);
-      if (i === 0) this.#arm();
+      if (keys[i - 1] !== key) keys.splice(i, 0, key);
+      if (i === 0 || this.#timer === undefined) this.#arm();
     }
     bucket.add(item);
+    this.#count++;
     return key;
   }
 
   /** Cancels an item's expiry. */
   remove(item: T, key: number): void {
     const bucket = this.#buckets.get(key);
-    if (bucket === undefined) return;
-    bucket.delete(item);
-    // Empty buckets are left for the next tick to drop: cheaper than a splice.
+    if (bucket === undefined || !bucket.delete(item)) return;
+    if (--this.#count === 0) {
+      // Nothing waits: drop the buckets and the timer, so an idle peer holds
+      // nothing and keeps no timer alive.
+      this.clear();
+      return;
+    }
+    if (bucket.size === 0) this.#buckets.delete(key);
   }
 
   /** Drops everything without expiring it. */
   clear(): void {
     this.#buckets.clear();
     this.#keys = [];
+    this.#count = 0;
     clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -60,7 +78,9 @@ export class Deadlines<T> {
   #arm(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const first = this.#keys[0];
+    const keys = this.#keys;
+    while (keys.length > 0 && !this.#buckets.has(keys[0])) keys.shift();
+    const first = keys[0];
     if (first === undefined) return;
     const delay = Math.max(0, first * DEADLINE_RESOLUTION_MS - Date.now());
     this.#timer = setTimeout(() => this.#tick(), delay);
@@ -71,17 +91,16 @@ export class Deadlines<T> {
     const now = Date.now();
     const keys = this.#keys;
     let i = 0;
+    const due: Set<T>[] = [];
     for (; i < keys.length && keys[i] * DEADLINE_RESOLUTION_MS <= now; i++) {
       const bucket = this.#buckets.get(keys[i]);
+      if (bucket === undefined) continue;
       this.#buckets.delete(keys[i]);
-      if (bucket !== undefined) { for (const item of bucket) this.#expire(item); }
+      this.#count -= bucket.size;
+      due.push(bucket);
     }
     keys.splice(0, i);
-    // Skip leading buckets that were emptied by remove().
-    while (keys.length > 0 && (this.#buckets.get(keys[0])?.size ?? 0) === 0) {
-      this.#buckets.delete(keys[0]);
-      keys.shift();
-    }
     this.#arm();
+    for (const bucket of due) for (const item of bucket) this.#expire(item);
   }
 }
