@@ -96,6 +96,7 @@ function withBody(ext: Uint8Array | undefined, payload: Uint8Array): Uint8Array 
  * ```
  */
 export function decompressFrame(frame: Frame, options: DecompressOptions = {}): Frame {
+  if ((frame.flags & Flag.COMPRESSION_MASK) === 0) return frame;
   return decompressWith(
     frame,
     options.maxFrame ?? DEFAULT_MAX_FRAME,
