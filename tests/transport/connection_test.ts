@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { selfSigned } from "./_tls.ts";
 import { Status } from "../../codec/constants.ts";
 import { StreamwireError } from "../../codec/error.ts";
 import {
@@ -386,40 +387,6 @@ Deno.test("Unix socket round trip", async () => {
 });
 
 // --- TLS -------------------------------------------------------------------
-
-async function selfSigned(dir: string): Promise<{ certFile: string; keyFile: string }> {
-  const certFile = `${dir}/c.pem`;
-  const keyFile = `${dir}/k.pem`;
-  const { success, stderr } = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      // Without this, `req -x509` marks the certificate as a CA, and rustls
-      // refuses a CA as the server's own certificate (CaUsedAsEndEntity).
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.ok(success, new TextDecoder().decode(stderr));
-  return { certFile, keyFile };
-}
 
 Deno.test("TLS round trip with a self-signed certificate", async () => {
   const dir = await Deno.makeTempDir();

@@ -3,6 +3,7 @@
 // refused. And TLS end to end through Server and openSession.
 
 import assert from "node:assert/strict";
+import { selfSigned } from "./_tls.ts";
 import { FrameType, Status } from "../../codec/constants.ts";
 import type { GoawayMessage, Message } from "../../codec/message.ts";
 import { connect, demoMethods, RpcServer } from "../../rpc/mod.ts";
@@ -172,39 +173,6 @@ Deno.test("Shutdown of an RpcServer finishes an in-flight demo sleep and deliver
 });
 
 // --- TLS ------------------------------------------------------------------------
-
-async function selfSigned(dir: string): Promise<{ certFile: string; keyFile: string }> {
-  const certFile = `${dir}/c.pem`;
-  const keyFile = `${dir}/k.pem`;
-  const { success, stderr } = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=DNS:localhost,IP:127.0.0.1",
-      // rustls refuses a CA certificate as the server's own (CaUsedAsEndEntity).
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-keyout",
-      keyFile,
-      "-out",
-      certFile,
-    ],
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.ok(success, new TextDecoder().decode(stderr));
-  return { certFile, keyFile };
-}
 
 Deno.test("TLS: Server and openSession handshake and round trip over a self-signed certificate", async () => {
   const dir = await Deno.makeTempDir();
