@@ -300,7 +300,16 @@ export class DeframerStream extends TransformStream<Uint8Array, Frame[]> {
     super({
       transform(chunk, controller) {
         const frames: Frame[] = [];
-        deframer.push(chunk, frames);
+        try {
+          deframer.push(chunk, frames);
+        } catch (error) {
+          if (frames.length === 0) throw error;
+          // Erroring a stream drops what it still holds: hand the frames
+          // that came before the bad header to a reader that keeps up, and
+          // fail one macrotask later.
+          controller.enqueue(frames);
+          return new Promise((_, reject) => setTimeout(() => reject(error), 0));
+        }
         if (frames.length > 0) controller.enqueue(frames);
       },
       flush() {

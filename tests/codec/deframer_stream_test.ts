@@ -304,3 +304,12 @@ Deno.test("Deframer.push throws StreamwireError for a bad header", () => {
     deframer.end();
   }, assertCode(Status.INVALID_ARGUMENT));
 });
+
+Deno.test("DeframerStream delivers the frames before a bad header in the same read, then fails", async () => {
+  const chunk = new Uint8Array([...BYTES, ...headerWith(0, 0xbe)]);
+  const reader = openEnded([chunk]).pipeThrough(new DeframerStream()).getReader();
+  const first = await reader.read();
+  assert.equal(first.done, false);
+  assert.deepEqual(fields(first.value!), fields(FRAMES));
+  await assert.rejects(reader.read(), assertCode(Status.INVALID_ARGUMENT, /Bad magic '0xbefe'/));
+});
