@@ -146,6 +146,21 @@ export function backoffDelay(attempt: number, options: ReconnectOptions = {}): n
  * with `unavailable`; none is dropped silently.
  *
  * Emits `statechange` events (`CustomEvent` with `{ from, to }`).
+ *
+ * @example Follow the connection state
+ * ```ts
+ * import { connect, Methods, RpcServer } from "@streamwire/streamwire/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new RpcServer({ methods: new Methods().unary("echo", (p) => p) });
+ * const client = await connect(server.listen({ port: 0 }), { reconnect: false });
+ * assert.equal(client.state, "ready");
+ * const states: string[] = [];
+ * client.addEventListener("statechange", (e) => states.push((e as CustomEvent).detail.to));
+ * await client.close();
+ * assert.deepEqual(states, ["closing", "disconnected"]);
+ * await server.shutdown();
+ * ```
  */
 export class RpcClient extends EventTarget {
   /** Pushes dropped because {@linkcode RpcClient.pushes} was not read fast enough. */

@@ -236,6 +236,25 @@ class Context implements CallContext {
  * get an `AbortSignal` that fires on CANCEL, deadline or disconnect.
  * Streaming calls use credit flow control: DATA is sent only against CREDIT,
  * and CREDIT is granted as the receiving `ReadableStream` is read.
+ *
+ * @example Call the client back from a handler
+ * ```ts
+ * import { connect, Methods, RpcServer } from "@streamwire/streamwire/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const server: RpcServer = new RpcServer({
+ *   methods: new Methods().unary("whoami", async (_params, ctx) => {
+ *     // The server's peer of this session calls a method the client serves.
+ *     return await server.peer(ctx.session)!.call("name");
+ *   }),
+ * });
+ * const client = await connect(server.listen({ port: 0 }), {
+ *   methods: new Methods().unary("name", () => "ada"),
+ * });
+ * assert.equal(await client.call("whoami"), "ada");
+ * await client.close();
+ * await server.shutdown();
+ * ```
  */
 export class RpcPeer {
   /** The session underneath. */

@@ -158,6 +158,23 @@ const CALL_OPENERS = new Set<number>([FrameType.REQUEST, FrameType.BATCH, FrameT
  * itself and hands every other message to its {@linkcode SessionHandler}.
  * Sending is synchronous: messages queued in the same microtask are encoded
  * into one buffer and written with one write.
+ *
+ * @example Watch a session's state
+ * ```ts
+ * import { memoryPair, openSession, Server } from "@streamwire/streamwire/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new Server({ handler: { message() {} } });
+ * const [a, b] = memoryPair();
+ * server.accept(a);
+ * const session = await openSession(b, { handler: { message() {} } });
+ * const states: string[] = [];
+ * session.addEventListener("statechange", (e) => states.push((e as CustomEvent).detail.to));
+ * assert.equal(session.state, "active");
+ * await session.close();
+ * assert.deepEqual(states, ["disconnecting", "closed"]);
+ * await server.shutdown();
+ * ```
  */
 export class Session extends EventTarget {
   /** The connection underneath. */
