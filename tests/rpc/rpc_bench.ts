@@ -34,8 +34,8 @@ import { RpcServer } from "../../rpc/server.ts";
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? "1");
 const MEASURE_MS = SECONDS * 1000;
 const WARMUP_MS = Math.min(300, MEASURE_MS / 3);
-const PARAMS = new Uint8Array(64).map((_, i) => i);
-const PIPELINE = 128;
+export const PARAMS = new Uint8Array(64).map((_, i) => i);
+export const PIPELINE = 128;
 
 interface Row {
   what: string;
@@ -44,7 +44,7 @@ interface Row {
 }
 const rows: Row[] = [];
 
-function fmt(n: number): string {
+export function fmt(n: number): string {
   return n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2);
 }
 
@@ -69,7 +69,7 @@ async function rate(workers: number, ms: number, op: () => Promise<unknown>): Pr
   return count / ((performance.now() - started) / 1000);
 }
 
-async function measure(workers: number, op: () => Promise<unknown>): Promise<number> {
+export async function measure(workers: number, op: () => Promise<unknown>): Promise<number> {
   await rate(workers, WARMUP_MS, op);
   return await rate(workers, MEASURE_MS, op);
 }
@@ -83,7 +83,7 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 }
 
 /** Echoes every complete frame of each read back in one write. */
-async function rawEcho(conn: Deno.Conn): Promise<void> {
+export async function rawEcho(conn: Deno.Conn): Promise<void> {
   const buf = new Uint8Array(256 * 1024);
   let have = 0;
   try {
@@ -109,7 +109,7 @@ async function rawEcho(conn: Deno.Conn): Promise<void> {
   } catch { /* closed */ }
 }
 
-class RawClient {
+export class RawClient {
   #conn: Deno.Conn;
   #buf = new Uint8Array(256 * 1024);
   #have = 0;
