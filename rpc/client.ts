@@ -14,6 +14,7 @@ import { openSession } from "../transport/open_session.ts";
 import type { Session, SessionLimits } from "../transport/session.ts";
 import { CoalesceStream } from "./coalesce_stream.ts";
 import type { Methods } from "./methods.ts";
+import { activeTraceparent } from "./trace.ts";
 import {
   type BatchCall,
   type BatchOutcome,
@@ -85,7 +86,11 @@ export interface ClientOptions extends HelloOptions, PeerLimits, SessionLimits {
    * @default {1024}
    */
   maxBufferedPushes?: number;
-  /** Supplies a W3C `traceparent` per call, such as the active span's. */
+  /**
+   * Supplies a W3C `traceparent` per call made without one.
+   *
+   * @default {activeTraceparent} the active OpenTelemetry span's, if any
+   */
   traceparent?: () => string | undefined;
   /** How long the handshake may take, in ms. @default {5000} */
   handshakeTimeoutMs?: number;
@@ -469,6 +474,7 @@ export class RpcClient extends EventTarget {
     this.#draining = false;
     this.#peer = new RpcPeer(session, {
       ...this.#options,
+      traceparent: this.#options.traceparent ?? activeTraceparent,
       onPush: (push) => this.#deliver(push),
     });
     this.#setState(ClientState.READY);
