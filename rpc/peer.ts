@@ -162,13 +162,6 @@ const NO_METADATA: readonly [string, string][] = Object.freeze([]);
 const UTF8 = new TextDecoder();
 const UTF8_OUT = new TextEncoder();
 
-function errorOf(error: unknown): StreamwireError {
-  if (error instanceof StreamwireError) return error;
-  // Anything else becomes `unknown` with its message only: stacks stay home.
-  if (error instanceof Error) return new StreamwireError(Status.UNKNOWN, error.message);
-  return new StreamwireError(Status.UNKNOWN, String(error));
-}
-
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === "object" &&
     typeof (value as { then?: unknown }).then === "function";
@@ -176,10 +169,11 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 
 function extOf(
   options: CallOptions,
-  timeoutMs: number,
+  timeoutMs: number | undefined,
   traceparent: string | undefined,
 ): Extensions {
-  const ext: Extensions = { timeoutMs };
+  const ext: Extensions = {};
+  if (timeoutMs !== undefined) ext.timeoutMs = timeoutMs;
   if (traceparent !== undefined) ext.traceparent = traceparent;
   if (options.tracestate !== undefined) ext.tracestate = options.tracestate;
   if (options.metadata !== undefined) {
@@ -270,6 +264,8 @@ export class RpcPeer {
   #streams = new Map<number, StreamCall>();
   #inbound = new Map<number, Inbound>();
   #drainWaiters: (() => void)[] = [];
+  /** NOTIFY handlers still running (their results are dropped); bounded with the calls. */
+  #notifications = new Set<Inbound>();
   #closed: StreamwireError | undefined;
   #callDeadlines = new Deadlines<Pending>((call) =>
     this.#forget(call, Status.DEADLINE_EXCEEDED, `Call exceeded '${call.timeout}' ms`)
@@ -296,6 +292,9 @@ export class RpcPeer {
     this.#nextId = session.role === "client" ? 1 : 2;
     this.#defaultExt = Object.freeze({ timeoutMs: this.#limits.defaultTimeoutMs });
   }
+
+  /** NOTIFYs dropped because `maxConcurrentCalls` handlers were already running. */
+  droppedNotifications = 0;
 
   /** Calls being served. */
   get inflight(): number {
@@ -371,7 +370,7 @@ export class RpcPeer {
       encoded = this.#encode(params);
     } catch (error) {
       // Reject rather than throw: callers (and the auto-batcher) only handle rejections.
-      return Promise.reject(errorOf(error));
+      return Promise.reject(StreamwireError.from(error));
     }
     return this.#request(
       { type: FrameType.REQUEST, seq: 0, method, params: encoded },
@@ -391,9 +390,8 @@ export class RpcPeer {
     this.#assertOpen();
     const traceparent = options.traceparent ?? this.#traceparent?.();
     const ext = options.metadata || traceparent || options.tracestate
-      ? extOf(options, 0, traceparent)
+      ? extOf(options, undefined, traceparent)
       : undefined;
-    if (ext) delete ext.timeoutMs;
     this.session.send({
       type: FrameType.NOTIFY,
       seq: 0,
@@ -418,7 +416,7 @@ export class RpcPeer {
       try {
         entries.push({ method: calls[i].method, params: this.#encode(calls[i].params) });
       } catch (error) {
-        failed[i] = { ok: false, error: errorOf(error) };
+        failed[i] = { ok: false, error: StreamwireError.from(error) };
       }
     }
     if (failed.length > 0 && entries.length === 0) return failed;
@@ -462,11 +460,15 @@ export class RpcPeer {
   ): Promise<unknown> {
     const { readable, writable } = this.duplex(method, options.params, options);
     const source = input instanceof ReadableStream ? input : ReadableStream.from(input);
-    const [results] = await Promise.all([
-      Array.fromAsync(readable),
-      source.pipeTo(writable),
-    ]);
-    return results[results.length - 1];
+    // The callee answers with one value; keep only the last, so a callee
+    // that streams instead cannot make this side buffer without bound.
+    const reading = (async () => {
+      let result: unknown;
+      for await (const value of readable) result = value;
+      return result;
+    })();
+    const [result] = await Promise.all([reading, source.pipeTo(writable)]);
+    return result;
   }
 
   /**
@@ -484,6 +486,11 @@ export class RpcPeer {
     options: CallOptions = {},
   ): { readable: ReadableStream<unknown>; writable: WritableStream<unknown> } {
     this.#assertOpen();
+    if (options.signal?.aborted) {
+      throw new StreamwireError(Status.CANCELLED, `Call '${method}' cancelled before it was sent`);
+    }
+    // Encoded before anything is registered: a failure leaves nothing behind.
+    const encoded = this.#encode(params);
     const id = this.#allocateId();
     const timeout = Math.max(0, options.timeout ?? this.#limits.maxDeadlineMs);
     const traceparent = options.traceparent ?? this.#traceparent?.();
@@ -519,11 +526,7 @@ export class RpcPeer {
     };
     call.onEnd = finish;
     this.#streams.set(id, call);
-    if (options.signal?.aborted) {
-      queueMicrotask(onAbort);
-    } else {
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-    }
+    options.signal?.addEventListener("abort", onAbort, { once: true });
     if (timeout > 0) {
       timer = setTimeout(
         () =>
@@ -540,7 +543,7 @@ export class RpcPeer {
       type: FrameType.OPEN,
       seq: id,
       method,
-      params: this.#encode(params),
+      params: encoded,
       ext: extOf(options, timeout, traceparent),
     });
     const codec = this.codec;
@@ -609,7 +612,7 @@ export class RpcPeer {
             entries: message.entries.map((e) => ({ ...e, params: recode(e.params) })),
           };
       } catch (error) {
-        call.reject(errorOf(error));
+        call.reject(StreamwireError.from(error));
         return;
       }
     }
@@ -640,6 +643,8 @@ export class RpcPeer {
     }
     this.#streams.clear();
     for (const id of [...this.#inbound.keys()]) this.#abortInbound(id, reason);
+    for (const notification of this.#notifications) notification.controller?.abort(reason);
+    this.#notifications.clear();
     this.#inboundDeadlines.clear();
     this.#wakeDrain();
   }
@@ -700,7 +705,7 @@ export class RpcPeer {
       }
       id = this.#allocateId();
     } catch (error) {
-      const e = errorOf(error);
+      const e = StreamwireError.from(error);
       if (previous) {
         previous.reject(e);
         return Promise.resolve();
@@ -788,7 +793,7 @@ export class RpcPeer {
     try {
       call.resolve(this.#decode(data));
     } catch (error) {
-      call.reject(errorOf(error));
+      call.reject(StreamwireError.from(error));
     }
   }
 
@@ -802,7 +807,7 @@ export class RpcPeer {
       try {
         return { ok: true, value: this.#decode(r.data) };
       } catch (error) {
-        return { ok: false, error: errorOf(error) };
+        return { ok: false, error: StreamwireError.from(error) };
       }
     });
     call.resolve(outcomes);
@@ -815,17 +820,28 @@ export class RpcPeer {
     if (type === FrameType.NOTIFY) {
       const entry = this.#methods?.get(m.method);
       if (entry?.kind === "unary") {
-        // At most once, never answered: failures stay on this side.
+        // At most once, never answered: failures stay on this side, and a
+        // NOTIFY beyond the concurrency limit is dropped (and counted)
+        // rather than started, so a flood cannot pile up handlers.
+        if (this.#inbound.size + this.#notifications.size >= this.#limits.maxConcurrentCalls) {
+          this.droppedNotifications++;
+          return;
+        }
+        const detached: Inbound = {
+          id: 0,
+          controller: undefined,
+          timer: undefined,
+          cancelled: false,
+        };
         try {
           const params = this.#decode(m.params);
-          const detached: Inbound = {
-            id: 0,
-            controller: undefined,
-            timer: undefined,
-            cancelled: false,
-          };
           const result = entry.handler(params, this.#context(0, m.method, params, m.ext, detached));
-          if (isThenable(result)) Promise.resolve(result).catch(() => {});
+          if (isThenable(result)) {
+            this.#notifications.add(detached);
+            Promise.resolve(result).catch(() => {}).finally(() =>
+              this.#notifications.delete(detached)
+            );
+          }
         } catch { /* NOTIFY is never answered */ }
         return;
       }
@@ -946,7 +962,7 @@ export class RpcPeer {
       ctx = this.#context(id, m.method, params, ext, inbound);
       result = (entry.handler as (p: unknown, c: CallContext) => unknown)(params, ctx);
     } catch (error) {
-      this.#fail(id, errorOf(error));
+      this.#fail(id, StreamwireError.from(error));
       return;
     }
     if (!isThenable(result)) {
@@ -962,7 +978,7 @@ export class RpcPeer {
         if (this.#finishInbound(id, inbound)) this.#respond(id, value);
       },
       (error) => {
-        if (this.#finishInbound(id, inbound)) this.#fail(id, errorOf(error));
+        if (this.#finishInbound(id, inbound)) this.#fail(id, StreamwireError.from(error));
       },
     );
   }
@@ -1027,7 +1043,7 @@ export class RpcPeer {
     this.#inbound.set(id, inbound);
     const results: BatchResultEntry[] = new Array(entries.length);
     const failure = (error: unknown): BatchResultEntry => {
-      const e = errorOf(error);
+      const e = StreamwireError.from(error);
       return { code: e.code === 0 ? Status.UNKNOWN : e.code, data: UTF8_OUT.encode(e.message) };
     };
     const success = (value: unknown): BatchResultEntry => {
@@ -1106,7 +1122,7 @@ export class RpcPeer {
       const params = this.#params(m.params, m.method);
       ctx = this.#context(id, m.method, params, ext, inbound);
     } catch (error) {
-      this.#fail(id, errorOf(error));
+      this.#fail(id, StreamwireError.from(error));
       return;
     }
     if (entry.kind === "client_stream" || entry.kind === "bidi") {
@@ -1138,7 +1154,7 @@ export class RpcPeer {
         if (this.#finishInbound(id, inbound)) session.send({ type: FrameType.END, seq: id });
       },
       (error) => {
-        if (this.#finishInbound(id, inbound)) this.#fail(id, errorOf(error));
+        if (this.#finishInbound(id, inbound)) this.#fail(id, StreamwireError.from(error));
       },
     );
   }
@@ -1223,7 +1239,7 @@ export class RpcPeer {
           try {
             call.inbox.push(this.#decode(m.data));
           } catch (error) {
-            const e = errorOf(error);
+            const e = StreamwireError.from(error);
             this.session.send({
               type: FrameType.CANCEL,
               seq: id,
@@ -1262,7 +1278,7 @@ export class RpcPeer {
         try {
           inbound.inbox.push(this.#decode(m.data));
         } catch (error) {
-          const e = errorOf(error);
+          const e = StreamwireError.from(error);
           this.#abortInbound(id, e);
           this.#fail(id, e);
         }

@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { Status } from "../../codec/constants.ts";
+import { StreamwireError } from "../../codec/error.ts";
+import { Methods } from "../../rpc/methods.ts";
+import { rejectsWith, rig, waitFor } from "./_rig.ts";
+
+Deno.test("a NOTIFY flood runs at most maxConcurrentCalls handlers and counts the rest", async () => {
+  const release = Promise.withResolvers<void>();
+  let running = 0, peak = 0, started = 0;
+  await using r = await rig("memory", {
+    server: { maxConcurrentCalls: 4 },
+    methods: () =>
+      new Methods().unary("slow", async () => {
+        started++;
+        peak = Math.max(peak, ++running);
+        await release.promise;
+        running--;
+      }),
+  });
+  for (let i = 0; i < 50; i++) r.client.notify("slow");
+  const peer = r.serverPeer();
+  await waitFor(() => peer.droppedNotifications === 46);
+  assert.equal(peak, 4);
+  release.resolve();
+  await waitFor(() => running === 0);
+  // With the handlers done, NOTIFYs run again.
+  r.client.notify("slow");
+  await waitFor(() => started === 5 && running === 0);
+  assert.equal(peer.droppedNotifications, 46);
+});
+
+Deno.test("upload keeps only the last value of a callee that streams instead of answering once", async () => {
+  await using r = await rig("memory", {
+    methods: () =>
+      new Methods().bidi("chatty", async function* (input) {
+        for await (const _ of input) { /* drain */ }
+        for (let i = 1; i <= 10_000; i++) yield i;
+      }),
+  });
+  assert.equal(await r.client.upload("chatty", ReadableStream.from([1, 2, 3])), 10_000);
+  assert.equal(r.client.pending, 0);
+});
+
+Deno.test("a stream whose params cannot be encoded fails at once and leaves nothing pending", async () => {
+  await using r = await rig("memory", { client: { codecs: ["json"] } });
+  assert.throws(() => r.client.stream("ticks", 1n), (error) => {
+    assert.ok(error instanceof StreamwireError);
+    assert.equal(error.code, Status.INVALID_ARGUMENT);
+    return true;
+  });
+  const aborted = AbortSignal.abort();
+  assert.throws(() => r.client.stream("ticks", 1, { signal: aborted }), { codeName: "cancelled" });
+  assert.equal(r.client.pending, 0);
+});
+
+Deno.test("a thrown error with a numeric status code keeps it", async () => {
+  await using r = await rig("memory", {
+    methods: () =>
+      new Methods().unary("denied", () => {
+        throw Object.assign(new Error("not yours"), { code: Status.PERMISSION_DENIED });
+      }),
+  });
+  const error = await rejectsWith(r.client.call("denied"), Status.PERMISSION_DENIED);
+  assert.equal(error.message, "not yours");
+});
