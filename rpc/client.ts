@@ -186,6 +186,8 @@ export class RpcClient extends EventTarget {
   #pushController: ReadableStreamDefaultController<Push> | undefined;
   #pushes: ReadableStream<Push> | undefined;
   #batcher: WritableStreamDefaultWriter<Batched> | undefined;
+  /** Auto-batched calls not yet settled; bounded by `maxPendingCalls`. */
+  #batched = 0;
 
   /**
    * Creates a client; {@linkcode RpcClient.start} (or {@linkcode connect}) connects it.
@@ -263,8 +265,22 @@ export class RpcClient extends EventTarget {
   call(method: string, params?: unknown, options: CallOptions = {}): Promise<unknown> {
     if (
       this.#batcher && this.#state === ClientState.READY && !this.#draining &&
-      options.signal === undefined && options.metadata === undefined
+      options.signal === undefined && options.metadata === undefined &&
+      options.tracestate === undefined && this.#traceparentOf(options) === undefined
     ) {
+      // A BATCH carries one extension block, so calls with their own trace
+      // context, metadata or signal go out on their own.
+      const limit = this.#options.maxPendingCalls ?? 10_000;
+      if (this.#batched >= limit) {
+        return Promise.reject(
+          new StreamwireError(
+            Status.RESOURCE_EXHAUSTED,
+            `Too many calls waiting to be batched: maxPendingCalls '${limit}'`,
+          ),
+        );
+      }
+      this.#batched++;
+      const settled = () => this.#batched--;
       return new Promise((resolve, reject) => {
         this.#batcher!.write({
           method,
@@ -274,7 +290,7 @@ export class RpcClient extends EventTarget {
           resolve,
           reject,
         }).catch(reject);
-      });
+      }).finally(settled);
     }
     const peer = this.#peer;
     if (peer !== undefined && this.#state === ClientState.READY && !this.#draining) {
@@ -387,6 +403,11 @@ export class RpcClient extends EventTarget {
       this.#pushController?.close();
     } catch { /* already closed */ }
     this.#setState(ClientState.DISCONNECTED);
+  }
+
+  /** The traceparent a call would carry: its own, or the supplier's (the active span's). */
+  #traceparentOf(options: CallOptions): string | undefined {
+    return options.traceparent ?? (this.#options.traceparent ?? activeTraceparent)();
   }
 
   #setState(to: ClientState): void {

@@ -114,3 +114,27 @@ for (const kind of KINDS) {
     assert.deepEqual(calls(sent), [T.BATCH, T.BATCH]);
   });
 }
+
+Deno.test("autoBatch sends calls with their own traceparent one by one", async () => {
+  const sent: RawFrame[] = [];
+  const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  await using r = await rig("memory", { client: { autoBatch: true }, wrap: spy(sent) });
+  await Promise.all([
+    r.client.call("echo", 1, { traceparent: tp }),
+    r.client.call("echo", 2, { traceparent: tp }),
+  ]);
+  assert.deepEqual(calls(sent), [T.REQUEST, T.REQUEST]);
+});
+
+Deno.test("autoBatch refuses calls beyond maxPendingCalls instead of queueing them", async () => {
+  await using r = await rig("memory", { client: { autoBatch: true, maxPendingCalls: 10 } });
+  const results = await Promise.allSettled(
+    Array.from({ length: 12 }, (_, i) => r.client.call("echo", i)),
+  );
+  assert.equal(results.filter((x) => x.status === "fulfilled").length, 10);
+  for (const x of results.slice(10)) {
+    assert.equal(x.status, "rejected");
+    assert.equal((x as PromiseRejectedResult).reason.codeName, "resource_exhausted");
+  }
+  assert.equal(await r.client.call("echo", "after"), "after");
+});
