@@ -461,9 +461,6 @@ export class Server {
     this.#sessions.delete(session.id);
     for (const topic of [...session.topics]) this.leave(session, topic);
     this.metrics.closed++;
-    if (reason?.code === Status.UNAVAILABLE && reason.message.startsWith("Peer silent")) {
-      this.metrics.deadPeers++;
-    }
     // Counted here, whoever detected it: the handshake (token, codec,
     // version), the session (a call frame or garbage before HELLO) or the
     // sweep (timeout). A peer that just hangs up early is not a failure.
@@ -482,7 +479,7 @@ export class Server {
       if (this.#sessions.size === 0) return this.#stopSweep();
       const now = Date.now();
       for (const session of this.#sessions.values()) {
-        session.tick(now, this.#limits.handshakeTimeoutMs);
+        if (session.tick(now, this.#limits.handshakeTimeoutMs) === "dead") this.metrics.deadPeers++;
       }
     }, interval);
   }

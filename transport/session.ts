@@ -423,8 +423,10 @@ export class Session extends EventTarget {
    *
    * @param now Current time in ms since epoch.
    * @param handshakeTimeoutMs Close sessions still connecting after this long.
+   * @returns `"dead"` if the peer was silent for 3 x heartbeat and the
+   *   session is closing, `"expired"` if the handshake took too long.
    */
-  tick(now: number, handshakeTimeoutMs: number): void {
+  tick(now: number, handshakeTimeoutMs: number): "dead" | "expired" | undefined {
     const state = this.#state;
     if (state === SessionState.CLOSED) return;
     if (state === SessionState.CONNECTING) {
@@ -435,6 +437,7 @@ export class Session extends EventTarget {
             `Handshake not completed within '${handshakeTimeoutMs}' ms`,
           ),
         );
+        return "expired";
       }
       return;
     }
@@ -448,7 +451,7 @@ export class Session extends EventTarget {
           `Peer silent for '${silent}' ms (heartbeat '${hb}' ms)`,
         ),
       );
-      return;
+      return "dead";
     }
     if (state === SessionState.ACTIVE && silent >= hb) this.transition(SessionState.IDLE);
     // A PING behind a stuck write proves nothing and would pile up one per
