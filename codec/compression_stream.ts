@@ -147,6 +147,8 @@ export function compressFrame(frame: Frame, options: CompressOptions): Frame {
   const { algorithm } = options;
   if (algorithm === undefined || (frame.flags & Flag.COMPRESSION_MASK) !== 0) return frame;
   const threshold = options.threshold ?? DEFAULT_COMPRESSION_THRESHOLD;
+  // The payload is at most the body: small frames skip the split entirely.
+  if (frame.body.length < threshold) return frame;
   const { ext, payload } = splitBody(frame.flags, frame.body);
   if (payload.length < threshold) return frame;
   const code = COMPRESSION_NAMES[algorithm];
