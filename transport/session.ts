@@ -667,7 +667,11 @@ export class Session extends EventTarget {
         this.#queueFrames -= frames;
         this.#wake();
       }
-    } catch {
+    } catch (error) {
+      // The connection broke under a write: keep why, for the handler and the peer's calls.
+      if (!this.#closing && this.#state !== SessionState.CLOSED) {
+        this.closeReason ??= StreamwireError.from(error);
+      }
       this.#terminate();
     } finally {
       this.#writing = false;
