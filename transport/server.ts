@@ -97,10 +97,6 @@ const DEFAULTS = {
 /** Longest topic name in bytes of UTF-16 code units; bounds memory per topic. */
 const MAX_TOPIC_LENGTH = 256;
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /**
  * The server side of protocol v1 over any {@linkcode Listener} or single
  * {@linkcode Connection}.
@@ -496,7 +492,12 @@ function refuse(conn: Connection, error: StreamwireError): void {
     encodeMessage({ type: FrameType.ERROR, seq: 0, code: error.code, message: error.message }),
   ]);
   const writer = conn.writable.getWriter();
-  Promise.race([writer.write(bytes), delay(1000)])
+  // A peer that does not read gets one second, then the connection goes anyway.
+  const timer = setTimeout(() => conn.close(), 1000);
+  writer.write(bytes)
     .catch(() => {})
-    .finally(() => conn.close());
+    .finally(() => {
+      clearTimeout(timer);
+      conn.close();
+    });
 }
