@@ -36,6 +36,7 @@ export * from "./compression_stream.ts";
 export * from "./message.ts";
 export * from "./message_stream.ts";
 export * from "./frame_encoder_stream.ts";
+export * from "./stage.ts";
 export * from "./chain.ts";
 export * from "./payload_codec.ts";
 export * from "./struct.ts";
