@@ -460,6 +460,7 @@ export class RpcClient extends EventTarget {
     if (this.#closing) return;
     this.#setState(ClientState.CONNECTING);
     let session: Session;
+    let peer: RpcPeer | undefined;
     try {
       const conn = await this.#open();
       if (this.#closing) {
@@ -471,7 +472,16 @@ export class RpcClient extends EventTarget {
       session = await openSession(conn, {
         ...this.#options,
         handler: {
-          message: (_s, messages) => this.#peer?.handle(messages),
+          // The peer exists from the handshake on, so a NOTIFY or BROADCAST
+          // read together with HELLO_ACK reaches it.
+          open: (s) => {
+            peer = new RpcPeer(s, {
+              ...this.#options,
+              traceparent: this.#options.traceparent ?? activeTraceparent,
+              onPush: (push) => this.#deliver(push),
+            });
+          },
+          message: (_s, message) => peer?.handle([message]),
           goaway: () => {
             // Calls at or below lastId finish here; new ones wait for the next connection.
             this.#draining = true;
@@ -493,11 +503,7 @@ export class RpcClient extends EventTarget {
     }
     this.#session = session;
     this.#draining = false;
-    this.#peer = new RpcPeer(session, {
-      ...this.#options,
-      traceparent: this.#options.traceparent ?? activeTraceparent,
-      onPush: (push) => this.#deliver(push),
-    });
+    this.#peer = peer!;
     this.#setState(ClientState.READY);
     this.#ready?.resolve();
     const waiting = this.#waiting;

@@ -317,6 +317,7 @@ export class RpcPeer {
    * @param messages Messages of one read.
    */
   handle(messages: readonly Message[]): void {
+    // One message per call from the session; kept as a list for callers with several.
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i];
       switch (m.type) {
@@ -392,7 +393,7 @@ export class RpcPeer {
     const ext = options.metadata || traceparent || options.tracestate
       ? extOf(options, undefined, traceparent)
       : undefined;
-    this.session.send({
+    this.#emit({
       type: FrameType.NOTIFY,
       seq: 0,
       method,
@@ -539,7 +540,7 @@ export class RpcPeer {
         timeout,
       );
     }
-    session.send({
+    this.#emit({
       type: FrameType.OPEN,
       seq: id,
       method,
@@ -551,8 +552,7 @@ export class RpcPeer {
       write: async (value) => {
         if (call.done) throw new StreamwireError(Status.CANCELLED, `Call '${method}' is finished`);
         await call.gate.take();
-        if (!session.writable) await session.ready();
-        session.send({ type: FrameType.DATA, seq: id, data: codec.encode(value) });
+        await session.write({ type: FrameType.DATA, seq: id, data: codec.encode(value) });
       },
       close: () => {
         if (!call.done) session.send({ type: FrameType.END, seq: id });
@@ -657,6 +657,12 @@ export class RpcPeer {
   drain(): Promise<void> {
     if (this.#inbound.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Sends, waiting for room in the session's queue when it is full: nothing is dropped while it lives. */
+  #emit(message: Message): Promise<void> | undefined {
+    if (this.session.send(message)) return undefined;
+    return this.session.write(message);
   }
 
   #assertOpen(): void {
@@ -765,7 +771,11 @@ export class RpcPeer {
       options.signal.addEventListener("abort", call.onAbort, { once: true });
     }
     this.#pending.set(id, call);
-    this.session.send(message);
+    try {
+      this.#emit(message)?.catch((error) => this.#take(id)?.reject(StreamwireError.from(error)));
+    } catch (error) {
+      this.#take(id)?.reject(StreamwireError.from(error));
+    }
   }
 
   /** Fails a pending call locally and tells the callee to stop. */
@@ -934,7 +944,8 @@ export class RpcPeer {
   }
 
   #fail(id: number, error: StreamwireError): void {
-    this.session.send({ type: FrameType.ERROR, seq: id, code: error.code, message: error.message });
+    this.#emit({ type: FrameType.ERROR, seq: id, code: error.code, message: error.message })
+      ?.catch(() => {});
   }
 
   #respond(id: number, value: unknown): void {
@@ -948,7 +959,11 @@ export class RpcPeer {
       );
       return;
     }
-    this.session.send({ type: FrameType.RESPONSE, seq: id, data });
+    try {
+      this.#emit({ type: FrameType.RESPONSE, seq: id, data })?.catch(() => {});
+    } catch (error) {
+      this.#fail(id, StreamwireError.from(error));
+    }
   }
 
   #serveUnary(id: number, m: CallEntry, ext: Extensions | undefined): void {
@@ -1064,7 +1079,11 @@ export class RpcPeer {
     let remaining = entries.length;
     const finish = () => {
       if (this.#finishInbound(id, inbound)) {
-        this.session.send({ type: FrameType.BATCH_RESULT, seq: id, results });
+        try {
+          this.#emit({ type: FrameType.BATCH_RESULT, seq: id, results })?.catch(() => {});
+        } catch (error) {
+          this.#fail(id, StreamwireError.from(error));
+        }
       }
     };
     const start = (): void => {
@@ -1144,7 +1163,7 @@ export class RpcPeer {
           const value = await entry.handler(inbound.inbox!.readable, ctx);
           if (inbound.cancelled) return;
           await inbound.gate!.take();
-          session.send({ type: FrameType.DATA, seq: id, data: this.#encode(value) });
+          await session.write({ type: FrameType.DATA, seq: id, data: this.#encode(value) });
           return;
         }
       }
@@ -1173,7 +1192,8 @@ export class RpcPeer {
     // the session writes it as one chunk.
     const send = (value: unknown): boolean => {
       if (inbound.cancelled) return false;
-      session.send({ type: FrameType.DATA, seq: id, data: codec.encode(value) });
+      const message = { type: FrameType.DATA, seq: id, data: codec.encode(value) } as const;
+      if (!session.send(message)) session.write(message).catch(() => {});
       return true;
     };
     const room = async (): Promise<boolean> => {

@@ -72,7 +72,7 @@ export class RpcServer {
             }),
           );
         },
-        message: (session, messages) => this.#peers.get(session)?.handle(messages),
+        message: (session, message) => this.#peers.get(session)?.handle([message]),
         drain: (session) => this.#peers.get(session)?.drain() ?? Promise.resolve(),
         close: (session, reason) => {
           this.#peers.get(session)?.close(

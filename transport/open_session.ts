@@ -7,15 +7,18 @@
 
 import { FrameType, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
-import type { Message } from "../codec/message.ts";
 import type { Connection } from "./connection.ts";
 import { acceptAck, type HelloOptions, helloPayload } from "./handshake.ts";
-import { Session, type SessionHandler, type SessionLimits, SessionState } from "./session.ts";
+import { Session, type SessionHandler, type SessionLimits, type SessionStages } from "./session.ts";
 
 /** Options of {@linkcode openSession}. */
 export interface OpenSessionOptions extends HelloOptions, SessionLimits {
   /** Receives call-level messages once the session is open. */
   handler: SessionHandler;
+  /** The user's own inbound stages (see {@linkcode SessionStages}). */
+  inbound?: SessionStages;
+  /** The user's own outbound stages. */
+  outbound?: SessionStages;
   /**
    * How long to wait for HELLO_ACK, in ms.
    *
@@ -52,62 +55,26 @@ export interface OpenSessionOptions extends HelloOptions, SessionLimits {
 export async function openSession(conn: Connection, options: OpenSessionOptions): Promise<Session> {
   const hello = helloPayload(options);
   const timeoutMs = options.handshakeTimeoutMs ?? 5000;
-  let settle!: (error?: StreamwireError) => void;
-  const done = new Promise<StreamwireError | undefined>((resolve) => (settle = resolve));
-  const user = options.handler;
-  const handler: SessionHandler = {
-    message(session: Session, messages: Message[]) {
-      if (session.state !== SessionState.CONNECTING) return user.message(session, messages);
-      const ack = messages[0];
-      if (ack.type !== FrameType.HELLO_ACK || messages.length > 1) {
-        const error = new StreamwireError(
-          Status.FAILED_PRECONDITION,
-          `Expected HELLO_ACK, got frame type '0x${ack.type.toString(16)}'`,
-        );
-        session.close(error);
-        return settle(error);
-      }
-      try {
-        session.establish(acceptAck(ack.ack, hello));
-        settle();
-      } catch (error) {
-        session.close(StreamwireError.from(error));
-        settle(StreamwireError.from(error));
-      }
-    },
-    open: (session) => user.open?.(session),
-    goaway: (session, message) => user.goaway?.(session, message),
-    drain: user.drain,
-    close(session, reason) {
-      settle(
-        reason ?? session.closeReason ??
-          new StreamwireError(Status.UNAVAILABLE, "Connection closed during the handshake"),
-      );
-      user.close?.(session, reason);
-    },
-  };
   const session = new Session(conn, {
     ...options,
     role: "client",
-    handler,
-    accept: options.compression,
+    acceptAck: (ack) => acceptAck(ack, hello),
   });
   session.send({ type: FrameType.HELLO, seq: 0, hello });
   const timer = setTimeout(
     () =>
-      settle(
-        new StreamwireError(
-          Status.DEADLINE_EXCEEDED,
-          `No HELLO_ACK within '${timeoutMs}' ms`,
-        ),
+      session.close(
+        new StreamwireError(Status.DEADLINE_EXCEEDED, `No HELLO_ACK within '${timeoutMs}' ms`),
       ),
     timeoutMs,
   );
-  const error = await done;
-  clearTimeout(timer);
-  if (error !== undefined) {
+  try {
+    await session.opened;
+  } catch (error) {
     await session.close();
     throw error;
+  } finally {
+    clearTimeout(timer);
   }
   startHeartbeat(session);
   return session;

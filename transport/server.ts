@@ -14,7 +14,13 @@ import { encodeMessage, type Message } from "../codec/message.ts";
 import type { CodecName } from "../codec/payload_codec.ts";
 import type { Connection, Listener } from "./connection.ts";
 import { DEFAULT_HEARTBEAT_MS, negotiate, type NegotiateOptions } from "./handshake.ts";
-import { Session, type SessionHandler, type SessionLimits, SessionState } from "./session.ts";
+import {
+  Session,
+  type SessionHandler,
+  type SessionLimits,
+  type SessionStages,
+  SessionState,
+} from "./session.ts";
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -49,6 +55,14 @@ export interface ServerOptions extends NegotiateOptions, SessionLimits {
    * @default {64}
    */
   maxTopicsPerSession?: number;
+  /**
+   * The user's own inbound stages for every session (a tap, metrics, an
+   * auth check, decryption), or a function making a fresh set per session
+   * for stages that keep state.
+   */
+  inbound?: SessionStages | (() => SessionStages);
+  /** The user's own outbound stages for every session, or a function making them per session. */
+  outbound?: SessionStages | (() => SessionStages);
 }
 
 /** Counters of a server. */
@@ -154,10 +168,7 @@ export class Server {
     };
     const user = options.handler;
     this.#internal = {
-      message: (session, messages) => {
-        if (session.state === SessionState.CONNECTING) return this.#handshake(session, messages);
-        return user.message(session, messages);
-      },
+      message: (session, message) => user.message(session, message),
       open: (session) => user.open?.(session),
       goaway: (session, message) => user.goaway?.(session, message),
       drain: user.drain && ((session) => user.drain!(session)),
@@ -228,12 +239,16 @@ export class Server {
       refuse(conn, error);
       return undefined;
     }
+    const id = crypto.randomUUID();
+    const options = this.#options;
     const session = new Session(conn, {
-      ...this.#options,
+      ...options,
       role: "server",
       handler: this.#internal,
-      id: crypto.randomUUID(),
-      accept: this.#options.compression,
+      id,
+      negotiate: (hello) => negotiate(hello, options, id),
+      inbound: typeof options.inbound === "function" ? options.inbound() : options.inbound,
+      outbound: typeof options.outbound === "function" ? options.outbound() : options.outbound,
     });
     this.#sessions.set(session.id, session);
     this.metrics.accepted++;
@@ -374,11 +389,9 @@ export class Server {
   unicast(id: string, message: Message): boolean {
     const session = this.#sessions.get(id);
     if (session === undefined) return false;
-    if (!session.writable) {
-      this.#dropSlow(session);
-      return false;
-    }
-    return session.send(message);
+    if (session.send(message)) return true;
+    if (session.state !== SessionState.CLOSED) this.#dropSlow(session);
+    return false;
   }
 
   #dropSlow(session: Session): void {
@@ -421,35 +434,20 @@ export class Server {
       if (session.state === SessionState.CONNECTING) session.close();
       else session.goaway("Server shutting down");
     }
-    const drain = this.#options.handler.drain;
-    if (drain !== undefined) {
+    const handler = this.#options.handler;
+    if (handler.drain !== undefined) {
       const deadline = options.deadlineMs ?? this.#limits.drainTimeoutMs;
       let timer: Timer | undefined;
+      // Called as a method: a class-based handler keeps its `this`.
+      const drained = (s: Session) => handler.drain!(s).catch(() => {});
       await Promise.race([
-        Promise.all(sessions.map((s) => drain(s).catch(() => {}))),
+        Promise.all(sessions.map(drained)),
         new Promise<void>((resolve) => (timer = setTimeout(resolve, deadline))),
       ]);
       clearTimeout(timer);
     }
     await Promise.all(sessions.map((s) => s.close()));
     this.#stopSweep();
-  }
-
-  async #handshake(session: Session, messages: Message[]): Promise<void> {
-    const hello = messages.find((m) => m.type === FrameType.HELLO);
-    if (hello === undefined || hello.type !== FrameType.HELLO || messages.length > 1) {
-      await session.close(
-        new StreamwireError(Status.FAILED_PRECONDITION, "Expected HELLO as the first frame"),
-      );
-      return;
-    }
-    try {
-      const settings = negotiate(hello.hello, this.#options, session.id);
-      session.send({ type: FrameType.HELLO_ACK, seq: 0, ack: { version: 1, ...settings } });
-      session.establish(settings);
-    } catch (error) {
-      await session.close(StreamwireError.from(error));
-    }
   }
 
   #closed(session: Session, reason: StreamwireError | undefined): void {

@@ -1,24 +1,26 @@
 /**
- * A session: one handshaken connection with its state machine, statistics,
+ * A session: one connection with its handshake, state machine, statistics,
  * heartbeats and a bounded outbound queue (PROTOCOL.md 4 and 5).
  *
  * @module
  */
 
-import { concat } from "../codec/_bytes.ts";
-import { verifyChecksum } from "../codec/checksum_stream.ts";
-import { type CompressionName, FrameType, Status } from "../codec/constants.ts";
-import { compressFrame, decompressFrame } from "../codec/compression_stream.ts";
-import { Deframer } from "../codec/deframer_stream.ts";
+import {
+  type CompressionName,
+  DEFAULT_MAX_FRAME,
+  FrameType,
+  HEADER_SIZE,
+  Status,
+} from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
-import { encodeFrames } from "../codec/frame_encoder_stream.ts";
 import type { Frame } from "../codec/frame.ts";
-import { decodeMessage, type GoawayMessage, type Message } from "../codec/message.ts";
-import { encodeMessages } from "../codec/message_stream.ts";
-import type { Connection } from "./connection.ts";
+import { encodedBodySize, type GoawayMessage, type Message } from "../codec/message.ts";
 import type { CodecName } from "../codec/payload_codec.ts";
+import type { Stage } from "../codec/stage.ts";
+import type { Connection } from "./connection.ts";
 import type { SessionSettings } from "./handshake.ts";
-import { SocketConnection } from "./_socket_connection.ts";
+import { Inbound } from "./_inbound.ts";
+import { Outbound } from "./_outbound.ts";
 
 /** States of a session. */
 export const SessionState = {
@@ -49,11 +51,11 @@ const TRANSITIONS: Record<SessionState, readonly SessionState[]> = {
 export interface SessionStats {
   /** Frames received. */
   framesIn: number;
-  /** Frames sent. */
+  /** Frames written to the connection. */
   framesOut: number;
   /** Bytes received. */
   bytesIn: number;
-  /** Bytes handed to the connection. */
+  /** Bytes written to the connection. */
   bytesOut: number;
   /** When the session was created (ms since epoch). */
   createdAt: number;
@@ -68,11 +70,11 @@ export interface SessionStats {
 /** Receives what a session reads, apart from the connection-level frames it handles itself. */
 export interface SessionHandler {
   /**
-   * Call-level messages of one read, in order. Returning a promise stops
+   * One call-level message, in wire order. Returning a promise stops
    * reading from this session until it settles (backpressure).
    */
-  message(session: Session, messages: Message[]): void | Promise<void>;
-  /** The handshake completed. */
+  message(session: Session, message: Message): void | Promise<void>;
+  /** The handshake completed; frames after HELLO / HELLO_ACK follow. */
   open?(session: Session): void;
   /** The peer sent GOAWAY. */
   goaway?(session: Session, message: GoawayMessage): void;
@@ -82,18 +84,38 @@ export interface SessionHandler {
   close?(session: Session, reason: StreamwireError | undefined): void;
 }
 
+/**
+ * A user's own stages in a session's pipeline, at the frame level (after
+ * checksum and decompression inbound, before compression outbound) or the
+ * message level (after decoding inbound, before encoding outbound).
+ *
+ * Inbound stages may be asynchronous: later frames wait, in order.
+ * Outbound stages run synchronously when the queue is flushed.
+ */
+export interface SessionStages {
+  /** Stages over {@linkcode Frame}s. */
+  frames?: Stage<Frame, Frame>[];
+  /** Stages over {@linkcode Message}s. */
+  messages?: Stage<Message, Message>[];
+}
+
 /** Bounds of a session; each stops a different way of exhausting memory or CPU. */
 export interface SessionLimits {
   /**
-   * Bytes the outbound queue may hold. Past it, the session stops reading
-   * its peer's requests until the queue drains, and broadcasts to it fail
-   * (the server disconnects it as a slow consumer).
+   * Bytes the outbound queue may hold, counted when a message is accepted
+   * by {@linkcode Session.send}, not when it is written. Past it, `send()`
+   * refuses calls, answers and broadcasts (callers wait with
+   * {@linkcode Session.write}), the session stops reading its peer's calls,
+   * and the server disconnects it as a slow consumer of broadcasts. One
+   * frame larger than the bound is still accepted into an empty queue.
    *
    * @default {1048576}
    */
   maxQueueBytes?: number;
   /**
-   * Frames the outbound queue may hold, whatever their size.
+   * Frames the outbound queue may hold, whatever their size. Small control
+   * frames (CREDIT, PONG, END, CANCEL) may exceed it by `maxQueueFrames`
+   * again; past that the peer is disconnected as a slow consumer.
    *
    * @default {8192}
    */
@@ -106,7 +128,8 @@ export interface SessionLimits {
   maxPingsPerSecond?: number;
   /**
    * How long close waits for queued frames (such as a final ERROR) to be
-   * written before dropping the connection, in ms.
+   * written, and a session whose writes failed keeps reading what its peer
+   * sent before, in ms.
    *
    * @default {1000}
    */
@@ -117,6 +140,14 @@ export interface SessionLimits {
    * @default {1024}
    */
   compressionThreshold?: number;
+  /**
+   * Entries a received BATCH may declare; a larger one is handed on with
+   * no entries decoded (and `declared` set), so it is refused from its
+   * count without the cost of building millions of entries.
+   *
+   * @default {1024}
+   */
+  maxBatchEntries?: number;
 }
 
 /** Options of {@linkcode Session}. */
@@ -127,10 +158,25 @@ export interface SessionOptions extends SessionLimits {
   handler: SessionHandler;
   /** Session id until the handshake assigns one. */
   id?: string;
-  /** Largest frame accepted before the handshake settles it. @default {16777216} */
+  /**
+   * Largest frame body accepted; the handshake may lower it. Before the
+   * handshake, a server accepts frames of at most 64 KiB (a HELLO is a few
+   * hundred bytes).
+   *
+   * @default {16777216}
+   */
   maxFrame?: number;
-  /** Compression accepted from the peer before the handshake settles it. */
-  accept?: readonly CompressionName[];
+  /**
+   * Server side: turns the client's HELLO into the settings to answer with
+   * (see `negotiate` in handshake.ts); throwing refuses the client.
+   */
+  negotiate?: (hello: Record<string, unknown>) => SessionSettings;
+  /** Client side: checks the server's HELLO_ACK and returns the settings; throwing fails. */
+  acceptAck?: (ack: Record<string, unknown>) => SessionSettings;
+  /** Inbound user stages (see {@linkcode SessionStages}). */
+  inbound?: SessionStages;
+  /** Outbound user stages (see {@linkcode SessionStages}). */
+  outbound?: SessionStages;
 }
 
 const DEFAULT_LIMITS = {
@@ -139,9 +185,13 @@ const DEFAULT_LIMITS = {
   maxPingsPerSecond: 20,
   closeTimeoutMs: 1000,
   compressionThreshold: 1024,
+  maxBatchEntries: 1024,
 } as const;
 
-/** Frames that end the handshake phase or may precede it (PROTOCOL.md 4). */
+/** Largest frame a server reads before the handshake: HELLO is small. */
+const PRE_HANDSHAKE_MAX_FRAME = 65536;
+
+/** Frames that may precede the handshake (PROTOCOL.md 4). */
 const PRE_HANDSHAKE = new Set<number>([
   FrameType.PING,
   FrameType.PONG,
@@ -149,15 +199,39 @@ const PRE_HANDSHAKE = new Set<number>([
   FrameType.GOAWAY,
 ]);
 
+/** Frames that open a call: a session over its queue bound stops reading them. */
 const CALL_OPENERS = new Set<number>([FrameType.REQUEST, FrameType.BATCH, FrameType.OPEN]);
 
 /**
- * One connection after (or during) the handshake.
+ * Small frames that keep a connection and its calls working: never refused
+ * for queue room, bounded instead by what provokes them (reading pauses,
+ * credit, the PING rate).
+ */
+const CONTROL = new Set<number>([
+  FrameType.HELLO,
+  FrameType.HELLO_ACK,
+  FrameType.PING,
+  FrameType.PONG,
+  FrameType.GOAWAY,
+  FrameType.END,
+  FrameType.CANCEL,
+  FrameType.CREDIT,
+]);
+
+/**
+ * One connection during and after the handshake.
  *
- * The session handles HELLO, PING/PONG, GOAWAY and connection-level ERROR
+ * Bytes read from the connection run through one composed pipeline of
+ * stages (deframer, checksum, decompression, the user's frame stages,
+ * message decoder, the user's message stages, then the session itself),
+ * frame by frame: the handshake, negotiated limits, a connection ERROR and
+ * the queue bound take effect between two frames of the same read. The
+ * session handles HELLO, PING/PONG, GOAWAY and connection-level ERROR
  * itself and hands every other message to its {@linkcode SessionHandler}.
- * Sending is synchronous: messages queued in the same microtask are encoded
- * into one buffer and written with one write.
+ *
+ * Sending is synchronous and bounded: {@linkcode Session.send} accepts a
+ * message only while the outbound queue has room, and messages accepted in
+ * the same microtask are encoded into one buffer and written with one write.
  *
  * @example Watch a session's state
  * ```ts
@@ -189,44 +263,37 @@ export class Session extends EventTarget {
   readonly topics: Set<string> = new Set();
   /** Resolves once the session is closed. */
   readonly closed: Promise<void>;
-  /** Settings agreed in the handshake; undefined while connecting. */
-  settings: SessionSettings | undefined;
-  /** Highest call id the peer opened (REQUEST, BATCH, OPEN); GOAWAY's lastId. */
-  lastPeerCallId = 0;
-  /** lastId of the GOAWAY this side sent: calls above it are refused. */
-  goawayLastId: number | undefined;
-  /** GOAWAY received from the peer, if any. */
-  peerGoaway: GoawayMessage | undefined;
-  /** Why the session closed, if it closed on an error. */
-  closeReason: StreamwireError | undefined;
+  /** Resolves once the handshake completed; rejects if the session closed before. */
+  readonly opened: Promise<void>;
 
   #id: string;
   #state: SessionState = SessionState.CONNECTING;
+  #settings: SessionSettings | undefined;
+  #lastPeerCallId = 0;
+  #goawayLastId: number | undefined;
+  #peerGoaway: GoawayMessage | undefined;
+  #closeReason: StreamwireError | undefined;
   #handler: SessionHandler;
+  #options: SessionOptions;
   #limits: Required<SessionLimits>;
-  #pending: Message[] = [];
-  #flushScheduled = false;
-  #queue: Uint8Array[] = [];
-  #queueBytes = 0;
-  #queueFrames = 0;
-  #queueCounts: number[] = [];
-  #writing = false;
-  #pumpDone: Promise<void> = Promise.resolve();
-  /** A socket, read and written without streams; else `#writer` and a reader. */
-  #socket: SocketConnection | undefined;
-  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
+  #out: Outbound;
+  #in: Inbound;
   #readyWaiters: (() => void)[] = [];
   #pingWindowStart = 0;
   #pingsInWindow = 0;
   #resolveClosed!: () => void;
+  #settleOpened!: (error?: StreamwireError) => void;
   #closing = false;
-  #sendCompression: CompressionName | undefined;
+  /** A connection ERROR was received: later frames are ignored. */
+  #ended = false;
+  /** The write side failed: nothing more is sent, what was received is still read. */
+  #writeFailed = false;
 
   /**
    * Wraps a connection and starts reading it.
    *
    * @param conn The connection.
-   * @param options Role, handler and limits.
+   * @param options Role, handler, handshake and limits.
    */
   constructor(conn: Connection, options: SessionOptions) {
     super();
@@ -234,6 +301,7 @@ export class Session extends EventTarget {
     this.role = options.role;
     this.#id = options.id ?? "";
     this.#handler = options.handler;
+    this.#options = options;
     this.#limits = { ...DEFAULT_LIMITS, ...definedOnly(options) };
     const now = Date.now();
     this.stats = {
@@ -247,14 +315,33 @@ export class Session extends EventTarget {
       rttMs: undefined,
     };
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    if (conn instanceof SocketConnection) {
-      this.#socket = conn;
-    } else {
-      this.#writer = conn.writable.getWriter();
-      this.#writer.closed.catch(() => this.#terminate());
-    }
+    this.opened = new Promise<void>((resolve, reject) => {
+      this.#settleOpened = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    this.opened.catch(() => {});
+    const maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.#in = new Inbound(conn, {
+      maxFrame: options.role === "server" ? Math.min(maxFrame, PRE_HANDSHAKE_MAX_FRAME) : maxFrame,
+      maxBatchEntries: this.#limits.maxBatchEntries,
+      stages: options.inbound,
+      receive: (message) => this.#receive(message),
+      bytes: (n) => (this.stats.bytesIn += n),
+    });
+    this.#out = new Outbound(
+      {
+        write: this.#in.writer(),
+        drained: () => this.#wake(),
+        failed: (error) => this.#onWriteFailed(error),
+        wrote: (bytes, frames) => {
+          this.stats.bytesOut += bytes;
+          this.stats.framesOut += frames;
+        },
+      },
+      this.#limits.compressionThreshold,
+      options.outbound,
+    );
     conn.closed.then(() => this.#terminate());
-    this.#read(options);
+    this.#in.run().then((error) => this.#readEnded(error));
   }
 
   /** Session id (assigned by the server in the handshake). */
@@ -267,9 +354,14 @@ export class Session extends EventTarget {
     return this.#state;
   }
 
+  /** Settings agreed in the handshake; undefined while connecting. */
+  get settings(): Readonly<SessionSettings> | undefined {
+    return this.#settings;
+  }
+
   /** The negotiated payload codec (`json` until the handshake completes). */
   get codec(): CodecName {
-    return this.settings?.codec ?? "json";
+    return this.#settings?.codec ?? "json";
   }
 
   /** Remote address in URL form. */
@@ -277,84 +369,98 @@ export class Session extends EventTarget {
     return this.conn.remoteAddr;
   }
 
-  /** Bytes waiting in the outbound queue. */
-  get queuedBytes(): number {
-    return this.#queueBytes;
+  /** Highest call id the peer opened (REQUEST, BATCH, OPEN): what a GOAWAY now would carry. */
+  get lastPeerCallId(): number {
+    return this.#lastPeerCallId;
   }
 
-  /** Frames waiting in the outbound queue. */
+  /** lastId of the GOAWAY this side sent: calls above it are refused. */
+  get goawayLastId(): number | undefined {
+    return this.#goawayLastId;
+  }
+
+  /** GOAWAY received from the peer, if any. */
+  get peerGoaway(): GoawayMessage | undefined {
+    return this.#peerGoaway;
+  }
+
+  /** Why the session closed, if it closed on an error. */
+  get closeReason(): StreamwireError | undefined {
+    return this.#closeReason;
+  }
+
+  /** Bytes accepted into the outbound queue and not yet written. */
+  get queuedBytes(): number {
+    return this.#out.bytes;
+  }
+
+  /** Frames accepted into the outbound queue and not yet written. */
   get queuedFrames(): number {
-    return this.#queueFrames;
+    return this.#out.frames;
   }
 
   /** Whether the outbound queue is within its limits. */
   get writable(): boolean {
-    return this.#queueBytes < this.#limits.maxQueueBytes &&
-      this.#queueFrames < this.#limits.maxQueueFrames;
+    return this.#out.bytes < this.#limits.maxQueueBytes &&
+      this.#out.frames < this.#limits.maxQueueFrames;
   }
 
   /** Resolves when the outbound queue is within its limits (or the session closed). */
   ready(): Promise<void> {
-    if (this.writable || this.#state === SessionState.CLOSED) return Promise.resolve();
+    if (this.writable || this.#isDone()) return Promise.resolve();
     return new Promise((resolve) => this.#readyWaiters.push(resolve));
   }
 
   /**
-   * Moves to a new state, dispatching a `statechange` event.
-   *
-   * @param next The new state.
-   * @throws {StreamwireError} `internal` for a transition the state machine forbids.
-   */
-  transition(next: SessionState): void {
-    const from = this.#state;
-    if (from === next) return;
-    if (!TRANSITIONS[from].includes(next)) {
-      throw new StreamwireError(
-        Status.INTERNAL,
-        `Illegal session transition '${from}' -> '${next}'`,
-      );
-    }
-    this.#state = next;
-    this.dispatchEvent(new CustomEvent("statechange", { detail: { from, to: next } }));
-  }
-
-  /**
-   * Completes the handshake with the agreed settings.
-   *
-   * @param settings Settings from HELLO_ACK.
-   */
-  establish(settings: SessionSettings): void {
-    this.settings = settings;
-    this.#id = settings.session;
-    this.#sendCompression = settings.compression[0];
-    this.transition(SessionState.ACTIVE);
-    this.#handler.open?.(this);
-  }
-
-  /**
-   * Queues a message. Messages queued in one microtask go out in one write.
-   * The queue is never refused for the session's own traffic (it is bounded
-   * upstream: reading stops while it is over its limit, and streams are
-   * bounded by credit); use {@linkcode Session.ready} to wait for room.
+   * Accepts a message into the outbound queue if it has room. Messages
+   * accepted in one microtask go out in one write. Small control frames
+   * (PING, PONG, GOAWAY, END, CANCEL, CREDIT, handshake) are always
+   * accepted while the session is open.
    *
    * @param message Any message.
-   * @returns `false` if the session is closed and the message was dropped.
+   * @returns `false` if it was not accepted: the queue is full (wait with
+   *   {@linkcode Session.ready}, or use {@linkcode Session.write}) or the session is closed.
+   * @throws {StreamwireError} `resource_exhausted` for a frame larger than
+   *   the negotiated `maxFrame`, which the peer would refuse.
    */
   send(message: Message): boolean {
-    if (this.#state === SessionState.CLOSED || this.#closing) return false;
-    this.#pending.push(message);
-    this.#queueFrames++;
-    // While a write is in flight, messages accumulate and the writer takes
-    // them all in its next write; otherwise they go out at the end of this
-    // microtask, together with whatever else it queues.
-    if (!this.#writing && !this.#flushScheduled) {
-      this.#flushScheduled = true;
-      queueMicrotask(() => {
-        this.#flushScheduled = false;
-        if (this.#pending.length > 0) this.#startPump();
-      });
+    if (this.#isDone()) return false;
+    const body = encodedBodySize(message);
+    const maxFrame = this.#settings?.maxFrame ?? this.#options.maxFrame ?? DEFAULT_MAX_FRAME;
+    if (body > maxFrame) {
+      throw new StreamwireError(
+        Status.RESOURCE_EXHAUSTED,
+        `Frame body of '${body}' bytes exceeds maxFrame '${maxFrame}'`,
+      );
     }
+    const size = HEADER_SIZE + body;
+    const out = this.#out;
+    if (CONTROL.has(message.type) || (message.type === FrameType.ERROR && message.seq === 0)) {
+      if (out.frames >= 2 * this.#limits.maxQueueFrames) {
+        this.#slowConsumer();
+        return false;
+      }
+    } else if (!this.#hasRoom(size, 1)) return false;
+    out.push(message, size);
+    this.stats.lastSentAt = Date.now();
     return true;
+  }
+
+  /**
+   * Sends a message, waiting for room in the outbound queue first.
+   *
+   * @param message Any message.
+   * @returns Resolves once the message was accepted.
+   * @throws {StreamwireError} `unavailable` if the session closed first;
+   *   `resource_exhausted` for a frame larger than `maxFrame`.
+   */
+  async write(message: Message): Promise<void> {
+    while (!this.send(message)) {
+      if (this.#isDone()) {
+        throw new StreamwireError(Status.UNAVAILABLE, `Session '${this.#id}' is closed`);
+      }
+      await this.ready();
+    }
   }
 
   /**
@@ -363,17 +469,12 @@ export class Session extends EventTarget {
    *
    * @param bytes Complete frames.
    * @param frames How many frames `bytes` holds.
-   * @returns `false` if the queue is over its limit or the session closed; nothing was queued.
+   * @returns `false` if the queue has no room or the session closed; nothing was queued.
    */
   sendEncoded(bytes: Uint8Array, frames = 1): boolean {
-    if (this.#state === SessionState.CLOSED || this.#closing) return false;
-    if (
-      this.#queueBytes + bytes.length > this.#limits.maxQueueBytes ||
-      this.#queueFrames + frames > this.#limits.maxQueueFrames
-    ) return false;
-    this.#flush();
-    this.#enqueue(bytes, frames);
-    this.#startPump();
+    if (this.#isDone() || !this.#hasRoom(bytes.length, frames)) return false;
+    this.#out.pushEncoded(bytes, frames);
+    this.stats.lastSentAt = Date.now();
     return true;
   }
 
@@ -386,9 +487,9 @@ export class Session extends EventTarget {
    */
   goaway(reason: string, code: number = Status.UNAVAILABLE): void {
     if (this.#state === SessionState.CLOSED || this.#state === SessionState.DISCONNECTING) return;
-    this.goawayLastId = this.lastPeerCallId;
-    this.send({ type: FrameType.GOAWAY, seq: 0, code, lastId: this.lastPeerCallId, reason });
-    this.transition(SessionState.DISCONNECTING);
+    this.#goawayLastId = this.#lastPeerCallId;
+    this.send({ type: FrameType.GOAWAY, seq: 0, code, lastId: this.#lastPeerCallId, reason });
+    this.#transition(SessionState.DISCONNECTING);
   }
 
   /**
@@ -402,15 +503,15 @@ export class Session extends EventTarget {
   close(error?: StreamwireError): Promise<void> {
     if (this.#closing || this.#state === SessionState.CLOSED) return this.closed;
     if (error !== undefined) {
-      this.closeReason = error;
+      this.#closeReason ??= error;
       this.send({ type: FrameType.ERROR, seq: 0, code: error.code, message: error.message });
     }
     this.#closing = true;
-    if (this.#state !== SessionState.DISCONNECTING) this.transition(SessionState.DISCONNECTING);
-    this.#startPump();
-    const drained = this.#drainWrites();
+    if (this.#state !== SessionState.DISCONNECTING) this.#transition(SessionState.DISCONNECTING);
+    this.#settleOpened(this.#openFailure());
+    this.#out.flushNow();
     const timer = setTimeout(() => this.#terminate(), this.#limits.closeTimeoutMs);
-    drained.then(() => {
+    this.#out.idle().then(() => {
       clearTimeout(timer);
       this.#terminate();
     });
@@ -441,7 +542,7 @@ export class Session extends EventTarget {
       }
       return;
     }
-    const hb = this.settings?.heartbeatMs;
+    const hb = this.#settings?.heartbeatMs;
     if (hb === undefined) return;
     const silent = now - this.stats.lastReceivedAt;
     if (silent >= 3 * hb) {
@@ -453,10 +554,10 @@ export class Session extends EventTarget {
       );
       return "dead";
     }
-    if (state === SessionState.ACTIVE && silent >= hb) this.transition(SessionState.IDLE);
+    if (state === SessionState.ACTIVE && silent >= hb) this.#transition(SessionState.IDLE);
     // A PING behind a stuck write proves nothing and would pile up one per
     // sweep: only ping when the outbound queue is empty.
-    if (now - this.stats.lastSentAt >= hb && this.#queueFrames === 0 && !this.#writing) {
+    if (now - this.stats.lastSentAt >= hb && this.#out.frames === 0 && !this.#out.writing) {
       this.ping(now);
     }
   }
@@ -472,131 +573,167 @@ export class Session extends EventTarget {
     this.send({ type: FrameType.PING, seq: 0, payload });
   }
 
-  /**
-   * Reads and decodes in one loop with the codec's synchronous stages
-   * (deframer, checksum, decompression, messages) rather than a chain of
-   * streams: the streams and their pipes cost about 35 KiB of heap per
-   * session, most of what an idle session held (tests/transport/soak_10k.ts).
-   */
-  async #read(options: SessionOptions): Promise<void> {
-    const stats = this.stats;
-    const deframer = new Deframer({ maxFrame: options.maxFrame });
-    const inflate = { maxFrame: options.maxFrame, accept: options.accept };
-    // Never cancelled on a decode error: that would close the connection
-    // before the ERROR below is written (PROTOCOL.md 1.3); close() ends it.
-    const socket = this.#socket;
-    const reader = socket === undefined ? this.conn.readable.getReader() : undefined;
-    let error: StreamwireError | undefined;
-    try {
-      for (;;) {
-        let value: Uint8Array | null;
-        if (socket !== undefined) value = await socket.directRead();
-        else {
-          const result = await reader!.read();
-          value = result.done ? null : result.value;
-        }
-        if (value === null) {
-          deframer.end();
-          break;
-        }
-        stats.bytesIn += value.length;
-        const frames: Frame[] = [];
-        let failure: unknown;
-        try {
-          deframer.push(value, frames);
-        } catch (e) {
-          failure = e;
-        }
-        const messages: Message[] = [];
-        try {
-          for (let i = 0; i < frames.length; i++) {
-            verifyChecksum(frames[i]);
-            messages.push(decodeMessage(decompressFrame(frames[i], inflate)));
-          }
-        } catch (e) {
-          failure = e; // earlier in the byte stream than a deframer failure
-        }
-        // Frames before a bad one in the same read are still handled.
-        if (messages.length > 0) await this.#receive(messages);
-        if (failure !== undefined) throw failure;
-      }
-    } catch (e) {
-      error = StreamwireError.from(e);
-    }
-    if (error !== undefined && this.#state !== SessionState.CLOSED) {
-      // A malformed byte stream cannot be resynchronised: report and close
-      // (PROTOCOL.md 1.3). Everything already queued is still written first.
-      if (!this.#closing) this.close(error);
-    } else {
-      // EOF: the peer is gone; flush what we can and finish.
-      this.close();
-    }
+  #isDone(): boolean {
+    return this.#state === SessionState.CLOSED || this.#closing || this.#writeFailed;
   }
 
-  async #receive(batch: Message[]): Promise<void> {
-    const now = Date.now();
-    const stats = this.stats;
-    stats.framesIn += batch.length;
-    stats.lastReceivedAt = now;
-    if (this.#state === SessionState.IDLE) this.transition(SessionState.ACTIVE);
-    let calls: Message[] | undefined;
-    for (const message of batch) {
-      switch (message.type) {
-        case FrameType.PING:
-          this.#pong(message.seq, message.payload, now);
-          continue;
-        case FrameType.PONG:
-          if (message.payload.length === 8) {
-            const sent = new DataView(message.payload.buffer, message.payload.byteOffset, 8)
-              .getFloat64(0);
-            if (sent > 0 && sent <= now) stats.rttMs = now - sent;
-          }
-          continue;
-        case FrameType.GOAWAY:
-          this.peerGoaway = message;
-          this.#handler.goaway?.(this, message);
-          continue;
-        case FrameType.ERROR:
-          if (message.seq === 0) {
-            this.closeReason = new StreamwireError(message.code, message.message);
-            this.#closing || this.close();
-            return;
-          }
-      }
-      if (this.#state === SessionState.CONNECTING) {
-        (calls ??= []).push(message);
-        continue;
-      }
-      if (message.type === FrameType.HELLO || message.type === FrameType.HELLO_ACK) {
-        this.close(
-          new StreamwireError(Status.FAILED_PRECONDITION, "Handshake frame after the handshake"),
-        );
-        return;
-      }
-      if (CALL_OPENERS.has(message.type) && message.seq > this.lastPeerCallId) {
-        this.lastPeerCallId = message.seq;
-      }
-      (calls ??= []).push(message);
-    }
-    if (calls === undefined) return;
-    if (this.#state === SessionState.CONNECTING) {
-      const bad = calls.find((m) =>
-        !PRE_HANDSHAKE.has(m.type) && m.type !== FrameType.HELLO &&
-        m.type !== FrameType.HELLO_ACK
+  #hasRoom(bytes: number, frames: number): boolean {
+    const out = this.#out;
+    if (out.frames + frames > this.#limits.maxQueueFrames) return false;
+    // One frame larger than the whole bound still goes into an empty queue.
+    return out.bytes === 0 || out.bytes + bytes <= this.#limits.maxQueueBytes;
+  }
+
+  #transition(next: SessionState): void {
+    const from = this.#state;
+    if (from === next) return;
+    if (!TRANSITIONS[from].includes(next)) {
+      throw new StreamwireError(
+        Status.INTERNAL,
+        `Illegal session transition '${from}' -> '${next}'`,
       );
-      if (bad !== undefined) {
-        this.close(
-          new StreamwireError(
-            Status.FAILED_PRECONDITION,
-            `Frame type '0x${bad.type.toString(16)}' before the handshake completed`,
-          ),
-        );
-        return;
-      }
     }
-    await this.#handler.message(this, calls);
-    // Stop reading this peer's requests while our answers to it pile up.
-    if (!this.writable) await this.ready();
+    this.#state = next;
+    this.dispatchEvent(new CustomEvent("statechange", { detail: { from, to: next } }));
+  }
+
+  /** The handshake completed: limits and compression of the settings apply from the next frame. */
+  #establish(settings: SessionSettings): void {
+    this.#settings = settings;
+    this.#id = settings.session;
+    this.#in.limit(settings.maxFrame, settings.compression as CompressionName[]);
+    this.#out.algorithm = settings.compression[0];
+    this.#transition(SessionState.ACTIVE);
+    this.#settleOpened();
+    this.#handler.open?.(this);
+  }
+
+  #openFailure(): StreamwireError {
+    return this.#closeReason ??
+      new StreamwireError(Status.UNAVAILABLE, "Connection closed during the handshake");
+  }
+
+  /**
+   * The last stage of the inbound pipeline: one decoded message. Returns a
+   * promise to hold the frames after it (backpressure).
+   */
+  #receive(message: Message): void | Promise<void> {
+    if (this.#ended || this.#state === SessionState.CLOSED) return;
+    const stats = this.stats;
+    const now = Date.now();
+    stats.framesIn++;
+    stats.lastReceivedAt = now;
+    if (this.#state === SessionState.IDLE) this.#transition(SessionState.ACTIVE);
+    switch (message.type) {
+      case FrameType.PING:
+        this.#pong(message.seq, message.payload, now);
+        return;
+      case FrameType.PONG:
+        if (message.payload.length === 8) {
+          const sent = new DataView(message.payload.buffer, message.payload.byteOffset, 8)
+            .getFloat64(0);
+          if (sent > 0 && sent <= now) stats.rttMs = now - sent;
+        }
+        return;
+      case FrameType.GOAWAY:
+        this.#peerGoaway = message;
+        this.#handler.goaway?.(this, message);
+        return;
+      case FrameType.ERROR:
+        if (message.seq === 0) {
+          // Everything before it was delivered; nothing after it is read.
+          this.#ended = true;
+          this.#closeReason ??= new StreamwireError(message.code, message.message);
+          this.close();
+          return;
+        }
+        break;
+      case FrameType.HELLO:
+      case FrameType.HELLO_ACK:
+        return this.#handshake(message);
+    }
+    if (this.#state === SessionState.CONNECTING) {
+      if (!PRE_HANDSHAKE.has(message.type)) {
+        return this.#fail(
+          Status.FAILED_PRECONDITION,
+          `Frame type '0x${message.type.toString(16)}' before the handshake completed`,
+        );
+      }
+      return;
+    }
+    if (CALL_OPENERS.has(message.type)) {
+      if (!this.#admitId(message.seq)) return;
+      // Stop reading this peer's calls while our answers to it pile up.
+      if (!this.writable) return this.ready().then(() => this.#deliver(message));
+    }
+    return this.#deliver(message);
+  }
+
+  #deliver(message: Message): void | Promise<void> {
+    if (this.#ended || this.#state === SessionState.CLOSED) return;
+    if (CALL_OPENERS.has(message.type) && message.seq > this.#lastPeerCallId) {
+      this.#lastPeerCallId = message.seq;
+    }
+    return this.#handler.message(this, message);
+  }
+
+  /** Checks a call id's parity (PROTOCOL.md 3.1); answers a wrong one with ERROR. */
+  #admitId(seq: number): boolean {
+    if (seq === 0) {
+      this.#fail(Status.INVALID_ARGUMENT, "Call frame with call id '0'");
+      return false;
+    }
+    const expected = this.role === "server" ? 1 : 0;
+    if ((seq & 1) === expected) return true;
+    this.send({
+      type: FrameType.ERROR,
+      seq,
+      code: Status.INVALID_ARGUMENT,
+      message: `Call id '${seq}' has the wrong parity: the ${
+        this.role === "server" ? "client" : "server"
+      } uses ${expected ? "odd" : "even"} ids`,
+    });
+    return false;
+  }
+
+  #handshake(message: Message): void {
+    const expected = this.role === "server" ? FrameType.HELLO : FrameType.HELLO_ACK;
+    if (this.#state !== SessionState.CONNECTING || message.type !== expected) {
+      this.#fail(
+        Status.FAILED_PRECONDITION,
+        this.#state === SessionState.CONNECTING
+          ? `Frame type '0x${message.type.toString(16)}' is not a ${
+            this.role === "server" ? "HELLO" : "HELLO_ACK"
+          }`
+          : "Handshake frame after the handshake",
+      );
+      return;
+    }
+    let settings: SessionSettings;
+    try {
+      if (message.type === FrameType.HELLO) {
+        if (this.#options.negotiate === undefined) {
+          throw new StreamwireError(Status.UNIMPLEMENTED, "This session accepts no HELLO");
+        }
+        settings = this.#options.negotiate(message.hello);
+        this.send({ type: FrameType.HELLO_ACK, seq: 0, ack: { version: 1, ...settings } });
+      } else {
+        if (this.#options.acceptAck === undefined) {
+          throw new StreamwireError(Status.UNIMPLEMENTED, "This session expects no HELLO_ACK");
+        }
+        settings = this.#options.acceptAck((message as { ack: Record<string, unknown> }).ack);
+      }
+    } catch (error) {
+      this.#ended = true;
+      this.close(StreamwireError.from(error));
+      return;
+    }
+    this.#establish(settings);
+  }
+
+  #fail(code: number, message: string): void {
+    this.#ended = true;
+    this.close(new StreamwireError(code, message));
   }
 
   #pong(seq: number, payload: Uint8Array, now: number): void {
@@ -605,102 +742,65 @@ export class Session extends EventTarget {
       this.#pingsInWindow = 0;
     }
     if (++this.#pingsInWindow > this.#limits.maxPingsPerSecond) {
-      this.close(
-        new StreamwireError(
-          Status.RESOURCE_EXHAUSTED,
-          `PING flood: more than '${this.#limits.maxPingsPerSecond}' per second`,
-        ),
+      this.#fail(
+        Status.RESOURCE_EXHAUSTED,
+        `PING flood: more than '${this.#limits.maxPingsPerSecond}' per second`,
       );
       return;
     }
     this.send({ type: FrameType.PONG, seq, payload });
   }
 
-  /** Encodes the pending messages into the write queue, in one buffer. */
-  #flush(): void {
-    const pending = this.#pending;
-    if (pending.length === 0) return;
-    this.#pending = [];
-    let frames = encodeMessages(pending);
-    const algorithm = this.#sendCompression;
-    if (algorithm !== undefined) {
-      const threshold = this.#limits.compressionThreshold;
-      frames = frames.map((f) => compressFrame(f, { algorithm, threshold }));
-    }
-    const bytes = encodeFrames(frames);
-    this.#queueFrames -= pending.length; // re-counted by #enqueue
-    this.#enqueue(bytes, pending.length);
+  #slowConsumer(): void {
+    this.#ended = true;
+    const error = new StreamwireError(
+      Status.RESOURCE_EXHAUSTED,
+      `Slow consumer: '${this.#out.frames}' frames queued`,
+    );
+    this.#closeReason ??= error;
+    // No ERROR frame: the queue it would join is what is too long.
+    this.#closing = true;
+    queueMicrotask(() => this.#terminate());
   }
 
-  #enqueue(bytes: Uint8Array, frames: number): void {
-    this.#queue.push(bytes);
-    this.#queueCounts.push(frames);
-    this.#queueBytes += bytes.length;
-    this.#queueFrames += frames;
-    this.stats.framesOut += frames;
-    this.stats.lastSentAt = Date.now();
-  }
-
-  #startPump(): void {
-    if (this.#writing) return;
-    this.#writing = true;
-    this.#pumpDone = this.#pump();
-  }
-
-  async #pump(): Promise<void> {
-    try {
-      for (;;) {
-        this.#flush();
-        if (this.#queue.length === 0 || this.#state === SessionState.CLOSED) break;
-        const queue = this.#queue;
-        const counts = this.#queueCounts;
-        this.#queue = [];
-        this.#queueCounts = [];
-        let frames = 0;
-        for (const n of counts) frames += n;
-        // One write per turn: everything queued meanwhile goes out together.
-        const chunk = queue.length === 1 ? queue[0] : concat(queue);
-        if (this.#socket !== undefined) await this.#socket.directWrite(chunk);
-        else await this.#writer!.write(chunk);
-        this.stats.bytesOut += chunk.length;
-        this.#queueBytes -= chunk.length;
-        this.#queueFrames -= frames;
-        this.#wake();
-      }
-    } catch (error) {
-      // The connection broke under a write: keep why, for the handler and the peer's calls.
-      if (!this.#closing && this.#state !== SessionState.CLOSED) {
-        this.closeReason ??= StreamwireError.from(error);
-      }
+  /** The read loop ended: at EOF (no error) or on bad input or a broken connection. */
+  #readEnded(error: StreamwireError | undefined): void {
+    if (this.#state === SessionState.CLOSED) return;
+    if (this.#writeFailed) {
       this.#terminate();
-    } finally {
-      this.#writing = false;
+      return;
     }
+    // A malformed byte stream cannot be resynchronised: report and close
+    // (PROTOCOL.md 1.3). Everything already queued is still written first.
+    if (error !== undefined && !this.#closing) this.close(error);
+    else this.close();
+  }
+
+  /** Nothing more can be written; read what the peer sent before, then close. */
+  #onWriteFailed(error: unknown): void {
+    if (this.#state === SessionState.CLOSED) return;
+    this.#writeFailed = true;
+    if (!this.#closing) this.#closeReason ??= StreamwireError.from(error);
+    this.#wake();
+    setTimeout(() => this.#terminate(), this.#limits.closeTimeoutMs);
   }
 
   #wake(): void {
-    if (!this.writable && this.#state !== SessionState.CLOSED) return;
+    if (!this.writable && !this.#isDone()) return;
     const waiters = this.#readyWaiters;
     this.#readyWaiters = [];
     for (const w of waiters) w();
   }
 
-  async #drainWrites(): Promise<void> {
-    while (this.#writing) await this.#pumpDone;
-  }
-
   #terminate(): void {
     if (this.#state === SessionState.CLOSED) return;
-    if (this.#state !== SessionState.DISCONNECTING) this.transition(SessionState.DISCONNECTING);
-    this.transition(SessionState.CLOSED);
-    this.#pending = [];
-    this.#queue = [];
-    this.#queueCounts = [];
-    this.#queueBytes = 0;
-    this.#queueFrames = 0;
+    if (this.#state !== SessionState.DISCONNECTING) this.#transition(SessionState.DISCONNECTING);
+    this.#transition(SessionState.CLOSED);
+    this.#out.clear();
+    this.#settleOpened(this.#openFailure());
     this.#wake();
     this.conn.close();
-    this.#handler.close?.(this, this.closeReason);
+    this.#handler.close?.(this, this.#closeReason);
     this.#resolveClosed();
   }
 }

@@ -124,7 +124,8 @@ export class RawPeer {
       if (result === "timeout") assert.fail(`No message within ${timeoutMs} ms`);
       this.#pending = undefined;
       if (result.done) this.ended = "eof";
-      else this.#buffered.push(...result.value);
+      else if (Array.isArray(result.value)) this.#buffered.push(...result.value);
+      else this.#buffered.push(result.value as Message);
     }
     return this.#buffered.shift();
   }
@@ -252,8 +253,8 @@ export function collector(): {
   return {
     messages,
     handler: {
-      message(_session, batch) {
-        messages.push(...batch);
+      message(_session, message) {
+        messages.push(message);
         wake?.();
       },
     },

@@ -98,9 +98,15 @@ for (const { name, code, bytes, message } of CASES) {
   });
 }
 
-Deno.test("Server handshake: HELLO with a REQUEST in the same write gets failed_precondition", async () => {
-  // Only PING, PONG, ERROR and GOAWAY may precede HELLO_ACK.
-  await using t = startServer(OPTIONS);
+Deno.test("Server handshake: frames after HELLO in the same write are taken under the negotiated settings", async () => {
+  // The server reads frame by frame: the REQUEST after HELLO arrives once the
+  // session is established, so it reaches the handler instead of failing the
+  // handshake (docs/PROTOCOL.md, Handshake).
+  const seen: Message[] = [];
+  await using t = startServer({
+    ...OPTIONS,
+    handler: { message: (_session, message) => void seen.push(message) },
+  });
   const peer = await t.raw();
   await peer.write(
     new Uint8Array([
@@ -108,8 +114,10 @@ Deno.test("Server handshake: HELLO with a REQUEST in the same write gets failed_
       ...encode({ type: FrameType.REQUEST, seq: 1, method: "echo", params: Uint8Array.of(1) }),
     ]),
   );
-  await expectRefusal(t, peer, Status.FAILED_PRECONDITION);
-  assert.equal(t.server.metrics.handshakeFailures, 1);
+  assert.equal((await peer.next())?.type, FrameType.HELLO_ACK);
+  await waitFor(() => seen.length === 1, "the REQUEST reached the handler");
+  assert.equal(seen[0].type, FrameType.REQUEST);
+  assert.equal(t.server.metrics.handshakeFailures, 0);
 });
 
 Deno.test("Server handshake: a second HELLO after the handshake gets failed_precondition", async () => {

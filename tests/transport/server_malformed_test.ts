@@ -20,11 +20,9 @@ import {
 
 /** Answers every REQUEST with a RESPONSE carrying its params. */
 const echo: SessionHandler = {
-  message(session, messages) {
-    for (const m of messages) {
-      if (m.type === FrameType.REQUEST) {
-        session.send({ type: FrameType.RESPONSE, seq: m.seq, data: m.params });
-      }
+  message(session, m) {
+    if (m.type === FrameType.REQUEST) {
+      session.send({ type: FrameType.RESPONSE, seq: m.seq, data: m.params });
     }
   },
 };

@@ -28,21 +28,19 @@ function slowHandler(): SessionHandler & { inFlight: number; done: number[] } {
   const handler = {
     inFlight: 0,
     done: [] as number[],
-    message(session: Session, messages: Message[]) {
-      for (const m of messages) {
-        if (m.type !== FrameType.REQUEST) continue;
-        const ms = JSON.parse(new TextDecoder().decode(m.params));
-        inFlight.set(session, (inFlight.get(session) ?? 0) + 1);
-        handler.inFlight++;
-        setTimeout(() => {
-          session.send({ type: FrameType.RESPONSE, seq: m.seq, data: m.params });
-          handler.done.push(m.seq);
-          handler.inFlight--;
-          const left = inFlight.get(session)! - 1;
-          inFlight.set(session, left);
-          if (left === 0) { for (const wake of waiters.get(session)?.splice(0) ?? []) wake(); }
-        }, ms);
-      }
+    message(session: Session, m: Message) {
+      if (m.type !== FrameType.REQUEST) return;
+      const ms = JSON.parse(new TextDecoder().decode(m.params));
+      inFlight.set(session, (inFlight.get(session) ?? 0) + 1);
+      handler.inFlight++;
+      setTimeout(() => {
+        session.send({ type: FrameType.RESPONSE, seq: m.seq, data: m.params });
+        handler.done.push(m.seq);
+        handler.inFlight--;
+        const left = inFlight.get(session)! - 1;
+        inFlight.set(session, left);
+        if (left === 0) { for (const wake of waiters.get(session)?.splice(0) ?? []) wake(); }
+      }, ms);
     },
     drain(session: Session): Promise<void> {
       if (!inFlight.get(session)) return Promise.resolve();
@@ -72,7 +70,7 @@ Deno.test("Shutdown sends GOAWAY(unavailable, lastId), lets in-flight calls answ
   const goaways: GoawayMessage[] = [];
   const client = await t.client({
     handler: {
-      message: (_, messages) => void seen.push(...messages),
+      message: (_, message) => void seen.push(message),
       goaway: (_, message) => {
         seen.push(message);
         goaways.push(message);
@@ -179,11 +177,9 @@ Deno.test("TLS: Server and openSession handshake and round trip over a self-sign
   try {
     const { certFile, keyFile } = await selfSigned(dir);
     const echo: SessionHandler = {
-      message(session, messages) {
-        for (const m of messages) {
-          if (m.type === FrameType.REQUEST) {
-            session.send({ type: FrameType.RESPONSE, seq: m.seq, data: m.params });
-          }
+      message(session, m) {
+        if (m.type === FrameType.REQUEST) {
+          session.send({ type: FrameType.RESPONSE, seq: m.seq, data: m.params });
         }
       },
     };

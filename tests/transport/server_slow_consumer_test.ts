@@ -56,13 +56,11 @@ Deno.test("Slow consumer: cut off at maxQueueBytes while readers get all 1,000 b
     reader.session = await t.client({
       compression: [], // the same bytes on the wire as the slow peers get
       handler: {
-        message(_session, messages: Message[]) {
-          for (const m of messages) {
-            if (m.type !== FrameType.BROADCAST) continue;
-            const seq = new DataView(m.params.buffer, m.params.byteOffset, 4).getUint32(0);
-            if (seq !== reader.received || m.params.length !== SIZE) reader.outOfOrder++;
-            reader.received++;
-          }
+        message(_session, m: Message) {
+          if (m.type !== FrameType.BROADCAST) return;
+          const seq = new DataView(m.params.buffer, m.params.byteOffset, 4).getUint32(0);
+          if (seq !== reader.received || m.params.length !== SIZE) reader.outOfOrder++;
+          reader.received++;
         },
       },
     });

@@ -1,0 +1,219 @@
+// The outbound side of a session: a queue bounded where messages enter it,
+// encoded once per microtask into one buffer and written with one write.
+// Private: Session owns one.
+
+import { concat } from "../codec/_bytes.ts";
+import type { CompressionName } from "../codec/constants.ts";
+import { compressFrame } from "../codec/compression_stream.ts";
+import { encodeFrames } from "../codec/frame_encoder_stream.ts";
+import type { Frame } from "../codec/frame.ts";
+import { encodeMessage, type Message } from "../codec/message.ts";
+import { encodeMessages } from "../codec/message_stream.ts";
+import { composeStages, type Stage } from "../codec/stage.ts";
+
+/** Where the queue writes: one write at a time. */
+export type WriteFn = (chunk: Uint8Array) => Promise<void>;
+
+/** Hooks of the queue into its session. */
+export interface OutboundHooks {
+  /** Writes a chunk to the connection. */
+  write: WriteFn;
+  /** Bytes left the queue (room may have appeared). */
+  drained(): void;
+  /** A write failed: nothing more will be written. */
+  failed(error: unknown): void;
+  /** Bytes and frames reached the connection. */
+  wrote(bytes: number, frames: number): void;
+}
+
+/** User stages run on every outgoing message or frame, in order, before compression. */
+export interface OutboundStages {
+  /** Run on each message before it is encoded. */
+  messages?: Stage<Message, Message>[];
+  /** Run on each encoded frame before compression and the header. */
+  frames?: Stage<Frame, Frame>[];
+}
+
+/**
+ * Messages and pre-encoded chunks waiting to be written. `bytes` and
+ * `frames` count what was accepted, from the moment it was accepted: the
+ * session checks its bounds against them before accepting more.
+ */
+export class Outbound {
+  /** Accepted bytes not yet written (estimated from the unencoded size until flushed). */
+  bytes = 0;
+  /** Accepted frames not yet written. */
+  frames = 0;
+  /** Compression for payloads from `threshold` bytes, once negotiated. */
+  algorithm: CompressionName | undefined;
+  threshold: number;
+
+  #hooks: OutboundHooks;
+  #pending: Message[] = [];
+  #pendingBytes = 0;
+  #flushScheduled = false;
+  #chunks: Uint8Array[] = [];
+  #chunkFrames = 0;
+  #writing = false;
+  #pumpDone: Promise<void> = Promise.resolve();
+  #failed = false;
+  /** Bumped by clear(), so a write that was in flight then does not count down twice. */
+  #generation = 0;
+  #user: Stage<Message, Frame> | undefined;
+
+  constructor(hooks: OutboundHooks, threshold: number, stages: OutboundStages | undefined) {
+    this.#hooks = hooks;
+    this.threshold = threshold;
+    if (stages?.messages?.length || stages?.frames?.length) {
+      const encoder: Stage<Message, Frame> = {
+        transform: (message, controller) => controller.enqueue(encodeMessage(message)),
+      };
+      this.#user = composeStages(...(stages.messages ?? []), encoder, ...(stages.frames ?? []));
+    }
+  }
+
+  /** Whether a write is in flight. */
+  get writing(): boolean {
+    return this.#writing;
+  }
+
+  /** Accepts a message of `size` wire bytes (header included, before compression). */
+  push(message: Message, size: number): void {
+    this.#pending.push(message);
+    this.#pendingBytes += size;
+    this.bytes += size;
+    this.frames++;
+    // While a write is in flight, messages accumulate and the pump takes
+    // them all in its next write; otherwise they go out at the end of this
+    // microtask, together with whatever else it queues.
+    if (!this.#writing && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      queueMicrotask(() => {
+        this.#flushScheduled = false;
+        if (this.#pending.length > 0) this.#start();
+      });
+    }
+  }
+
+  /** Accepts frames encoded elsewhere (a broadcast shared by many sessions). */
+  pushEncoded(chunk: Uint8Array, frames: number): void {
+    // Keeps order: messages accepted before go first.
+    this.#encodePending();
+    this.#chunks.push(chunk);
+    this.#chunkFrames += frames;
+    this.bytes += chunk.length;
+    this.frames += frames;
+    this.#start();
+  }
+
+  /** Starts writing what is queued, if no write is in flight. */
+  flushNow(): void {
+    this.#start();
+  }
+
+  /** Resolves once nothing is being written. */
+  async idle(): Promise<void> {
+    while (this.#writing) await this.#pumpDone;
+  }
+
+  /** Drops everything queued. */
+  clear(): void {
+    this.#generation++;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#chunks = [];
+    this.#chunkFrames = 0;
+    this.bytes = 0;
+    this.frames = 0;
+  }
+
+  /** Encodes the pending messages into one chunk, adjusting the byte count to the real size. */
+  #encodePending(): void {
+    const pending = this.#pending;
+    if (pending.length === 0) return;
+    const estimated = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    let frames = this.#frames(pending);
+    const algorithm = this.algorithm;
+    if (algorithm !== undefined) {
+      const threshold = this.threshold;
+      for (let i = 0; i < frames.length; i++) {
+        frames[i] = compressFrame(frames[i], { algorithm, threshold });
+      }
+    }
+    const chunk = frames.length === 0 ? undefined : encodeFrames(frames);
+    // Messages that did not encode (or that a user stage dropped) leave the count.
+    this.frames -= pending.length - frames.length;
+    this.bytes += (chunk?.length ?? 0) - estimated;
+    if (chunk === undefined) return;
+    this.#chunks.push(chunk);
+    this.#chunkFrames += frames.length;
+    frames = [];
+  }
+
+  #frames(messages: Message[]): Frame[] {
+    const user = this.#user;
+    if (user === undefined) {
+      try {
+        return encodeMessages(messages);
+      } catch {
+        // One message that does not encode must not take the others with
+        // it: encode them one by one and leave it out.
+      }
+    }
+    const out: Frame[] = [];
+    const controller = {
+      enqueue: (frame: Frame) => out.push(frame),
+      desiredSize: 1,
+      error: (reason: unknown) => {
+        throw reason;
+      },
+      terminate: () => {},
+    } as TransformStreamDefaultController<Frame>;
+    for (const message of messages) {
+      try {
+        if (user === undefined) out.push(encodeMessage(message));
+        else user.transform!(message, controller);
+      } catch {
+        // Dropped: the session validated sizes and types before accepting,
+        // so only a user stage or a malformed message built by hand lands here.
+      }
+    }
+    return out;
+  }
+
+  #start(): void {
+    if (this.#writing || this.#failed) return;
+    this.#writing = true;
+    this.#pumpDone = this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      for (;;) {
+        this.#encodePending();
+        if (this.#chunks.length === 0) break;
+        const chunks = this.#chunks;
+        const frames = this.#chunkFrames;
+        this.#chunks = [];
+        this.#chunkFrames = 0;
+        // One write per turn: everything queued meanwhile goes out together.
+        const chunk = chunks.length === 1 ? chunks[0] : concat(chunks);
+        const generation = this.#generation;
+        await this.#hooks.write(chunk);
+        if (generation !== this.#generation) break;
+        this.bytes -= chunk.length;
+        this.frames -= frames;
+        this.#hooks.wrote(chunk.length, frames);
+        this.#hooks.drained();
+      }
+    } catch (error) {
+      this.#failed = true;
+      this.clear();
+      this.#hooks.failed(error);
+    } finally {
+      this.#writing = false;
+    }
+  }
+}
