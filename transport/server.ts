@@ -390,7 +390,8 @@ export class Server {
     const session = this.#sessions.get(id);
     if (session === undefined) return false;
     if (session.send(message)) return true;
-    if (session.state !== SessionState.CLOSED) this.#dropSlow(session);
+    const state = session.state;
+    if (state === SessionState.ACTIVE || state === SessionState.IDLE) this.#dropSlow(session);
     return false;
   }
 
