@@ -11,6 +11,11 @@
  * 5. gRPC (grpc-js, generic service, Buffer passthrough): unary with 128 in
  *    flight and server-stream throughput.
  *
+ * Client and server share one process and one JavaScript thread here. The
+ * same comparisons with client and server in separate processes run under
+ * `deno bench -A tests/bench/`; this script keeps what needs one process:
+ * the sessions-only ceiling, the window sweep and the slow consumer.
+ *
  * Run: `deno run -A tests/rpc/rpc_bench.ts` (about 20 s). Set
  * `BENCH_SECONDS` to change the length of each measurement (default 1).
  * Figures and findings: docs/PERFORMANCE.md, section RPC.
@@ -34,8 +39,8 @@ import { RpcServer } from "../../rpc/server.ts";
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? "1");
 const MEASURE_MS = SECONDS * 1000;
 const WARMUP_MS = Math.min(300, MEASURE_MS / 3);
-export const PARAMS = new Uint8Array(64).map((_, i) => i);
-export const PIPELINE = 128;
+const PARAMS = new Uint8Array(64).map((_, i) => i);
+const PIPELINE = 128;
 
 interface Row {
   what: string;
@@ -44,7 +49,7 @@ interface Row {
 }
 const rows: Row[] = [];
 
-export function fmt(n: number): string {
+function fmt(n: number): string {
   return n >= 100 ? Math.round(n).toLocaleString("en-US") : n.toFixed(2);
 }
 
@@ -69,7 +74,7 @@ async function rate(workers: number, ms: number, op: () => Promise<unknown>): Pr
   return count / ((performance.now() - started) / 1000);
 }
 
-export async function measure(workers: number, op: () => Promise<unknown>): Promise<number> {
+async function measure(workers: number, op: () => Promise<unknown>): Promise<number> {
   await rate(workers, WARMUP_MS, op);
   return await rate(workers, MEASURE_MS, op);
 }
@@ -83,7 +88,7 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
 }
 
 /** Echoes every complete frame of each read back in one write. */
-export async function rawEcho(conn: Deno.Conn): Promise<void> {
+async function rawEcho(conn: Deno.Conn): Promise<void> {
   const buf = new Uint8Array(256 * 1024);
   let have = 0;
   try {
@@ -109,7 +114,7 @@ export async function rawEcho(conn: Deno.Conn): Promise<void> {
   } catch { /* closed */ }
 }
 
-export class RawClient {
+class RawClient {
   #conn: Deno.Conn;
   #buf = new Uint8Array(256 * 1024);
   #have = 0;
@@ -204,11 +209,9 @@ async function benchRaw(): Promise<{ pingPong: number; pipelined: number }> {
 async function benchSessions(): Promise<number> {
   const server = new Server({
     handler: {
-      message(session, messages) {
-        for (const m of messages) {
-          if (m.type === FrameType.REQUEST) {
-            session.send({ type: FrameType.RESPONSE, seq: m.seq, data: m.params });
-          }
+      message(session, m) {
+        if (m.type === FrameType.REQUEST) {
+          session.send({ type: FrameType.RESPONSE, seq: m.seq, data: m.params });
         }
       },
     },
@@ -219,14 +222,12 @@ async function benchSessions(): Promise<number> {
   const waiting = new Map<number, () => void>();
   const session: Session = await openSession(await dial(listener.addr), {
     handler: {
-      message(_s, messages) {
-        for (const m of messages) {
-          if (m.type !== FrameType.RESPONSE) continue;
-          msgpackCodec.decode(m.data);
-          const resolve = waiting.get(m.seq)!;
-          waiting.delete(m.seq);
-          resolve();
-        }
+      message(_s, m) {
+        if (m.type !== FrameType.RESPONSE) return;
+        msgpackCodec.decode(m.data);
+        const resolve = waiting.get(m.seq)!;
+        waiting.delete(m.seq);
+        resolve();
       },
     },
   });
