@@ -53,11 +53,15 @@ function isClosedError(error: unknown): boolean {
 /**
  * A `Deno.Conn` as a {@linkcode Connection}.
  *
- * The two streams are made on first use. A session (session.ts) reads and
- * writes through {@linkcode SocketConnection.directRead} and
- * {@linkcode SocketConnection.directWrite} instead and never makes them:
- * a ReadableStream and a WritableStream with their reader, writer and
- * callbacks are about 4 KiB of heap per connection.
+ * The two streams are made on first use. A caller of the pull interface,
+ * {@linkcode SocketConnection.read} and {@linkcode SocketConnection.write}
+ * (a session does), never makes them: a ReadableStream and a WritableStream
+ * with their reader, writer and callbacks are about 4 KiB of heap per
+ * connection.
+ *
+ * A failed write ends the write side only. The socket stays open for
+ * reading, so what the peer sent before it went away (a GOAWAY, then close)
+ * is still delivered; the connection closes at EOF or a read error.
  */
 export class SocketConnection implements Connection {
   readonly remoteAddr: string;
@@ -83,6 +87,8 @@ export class SocketConnection implements Connection {
   #readFailure: StreamwireError | undefined;
   /** The error close() was given, if any: what writes fail with from then on. */
   #closeError: StreamwireError | undefined;
+  /** The error a write failed with, if one did: what writes fail with from then on. */
+  #writeFailure: StreamwireError | undefined;
   /** The writable is closing or done. */
   #writeDone = false;
   /** Operations in flight, awaited before `closed` resolves. */
@@ -156,7 +162,8 @@ export class SocketConnection implements Connection {
         close: () => this.#closeWrite(),
         abort: () => this.close(),
       });
-      if (this.#closing) this.#writeController!.error(this.#closeError ?? this.#closedError());
+      // Made after the write side ended: it fails as it would have.
+      if (this.#closing || this.#writeFailure) this.#writeController!.error(this.#writeError());
     }
     return this.#writable;
   }
@@ -175,10 +182,10 @@ export class SocketConnection implements Connection {
    * at EOF or once closed. One read at a time; not to be mixed with reading
    * {@linkcode SocketConnection.readable}.
    *
-   * @returns A fresh chunk, or `null` at the end.
+   * @returns A fresh chunk that the caller owns, or `null` at the end.
    * @throws {StreamwireError} `unavailable` when the connection broke.
    */
-  async directRead(): Promise<Uint8Array | null> {
+  async read(): Promise<Uint8Array | null> {
     while (!this.#readDone) {
       const chunk = await this.#readOnce();
       if (chunk === null) {
@@ -193,14 +200,16 @@ export class SocketConnection implements Connection {
 
   /**
    * Writes a chunk without the writable, which is then never made. One
-   * write at a time; `chunk` must not change until the promise settles.
+   * write at a time; `chunk` must not change until the promise settles, and
+   * is not referenced afterwards.
    *
    * @param chunk Bytes to write.
+   * @returns A promise that resolves once the OS took all the bytes.
    * @throws {StreamwireError} `cancelled` once closed, `unavailable` when the
-   *   connection broke.
+   *   connection broke; after a failed write, the same error again.
    */
-  directWrite(chunk: Uint8Array): Promise<void> {
-    if (this.#writeDone) return Promise.reject(this.#closeError ?? this.#closedError());
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#writeDone) return Promise.reject(this.#writeError());
     return this.#write(chunk);
   }
 
@@ -321,11 +330,12 @@ export class SocketConnection implements Connection {
     try {
       await closing;
     } catch (error) {
-      // NotConnected when the peer is gone already: nothing left to half-close.
+      // NotConnected when the peer is gone already: nothing left to
+      // half-close, and what it sent is still read to the end.
       if (!this.#closing && !(error instanceof Deno.errors.NotConnected)) {
         throw this.#writeFailed(error);
       }
-      this.#shutdown();
+      if (this.#closing || this.#readDone) this.#shutdown();
       return;
     } finally {
       this.#writing = undefined;
@@ -333,19 +343,34 @@ export class SocketConnection implements Connection {
     if (this.#readDone) this.#shutdown();
   }
 
-  /** Closes the connection after a failed write and returns what to reject it with. */
+  /**
+   * Ends the write side after a failed write and returns what to reject it
+   * with. The read side goes on: the peer's last bytes (a GOAWAY before it
+   * closed, say) are still in the socket's receive buffer after an EPIPE or
+   * a reset, and the reader gets them before EOF closes the connection.
+   */
   #writeFailed(error: unknown): StreamwireError {
     if (this.#closing || isClosedError(error)) {
       this.#shutdown();
       return this.#closedError();
     }
+    if (this.#writeFailure) return this.#writeFailure;
     const failure = new StreamwireError(
       Status.UNAVAILABLE,
       `Connection '${this.remoteAddr}' failed while writing: ${(error as Error).message}`,
       { cause: error },
     );
-    this.#shutdown(failure);
+    this.#writeFailure = failure;
+    this.#writeDone = true;
+    this.#writeController?.error(failure);
+    // Nothing left to read either: the connection is done.
+    if (this.#readDone) this.#shutdown(failure);
     return failure;
+  }
+
+  /** What a write fails with once the write side ended. */
+  #writeError(): StreamwireError {
+    return this.#writeFailure ?? this.#closeError ?? this.#closedError();
   }
 
   #closedError(): StreamwireError {
@@ -395,7 +420,7 @@ export class SocketConnection implements Connection {
       }
     }
     this.#writeDone = true;
-    this.#writeController?.error(error ?? this.#closedError());
+    this.#writeController?.error(this.#writeError());
     try {
       this.#conn.close();
     } catch {

@@ -1,6 +1,7 @@
 /**
  * The one small interface every transport plugs in behind: a readable and a
- * writable of bytes, two addresses, and close.
+ * writable of bytes, two addresses, and close; optionally a pull interface
+ * (`read()` and `write()`) that moves the same bytes without the streams.
  *
  * @module
  */
@@ -23,6 +24,20 @@ export type TransportName = "tcp" | "tls" | "unix" | "memory";
  * done; so `closed` resolves on both sides after either calls `close()`, as
  * long as each side reads. Closing the writable (`writer.close()`) only
  * half-closes: the peer sees EOF, and this side can still read.
+ *
+ * A failed write ends the write side only: later writes fail with the same
+ * error, but what the peer sent before it went away (a GOAWAY, an ERROR)
+ * stays readable until EOF, and the connection closes when the reader gets
+ * there. A side that only writes calls `close()` after a failed write.
+ *
+ * Two ways to move bytes: the streams ({@linkcode Connection.readable},
+ * {@linkcode Connection.writable}), which pipe, or the pull interface
+ * ({@linkcode Connection.read}, {@linkcode Connection.write}), for a caller
+ * that drives its own loop. A connection that offers the pull interface
+ * makes its streams only when they are first used, so a caller of
+ * `read()` and `write()` saves a ReadableStream and a WritableStream with
+ * their reader, writer and callbacks: about 4 KiB of heap per connection.
+ * Use one way or the other for each direction, never both.
  *
  * @example Round trip over an in-memory pair
  * ```ts
@@ -52,6 +67,57 @@ export interface Connection {
    * closes the connection.
    */
   readonly writable: WritableStream<Uint8Array>;
+  /**
+   * The next chunk from the peer, without {@linkcode Connection.readable}:
+   * a fresh `Uint8Array` that the caller owns (the connection never touches
+   * it again), or `null` at the peer's EOF or once the connection is closed.
+   * One read at a time; not to be mixed with reading the readable.
+   * Optional: the socket and in-memory connections have it.
+   *
+   * @returns The next chunk, or `null` at the end.
+   * @throws {StreamwireError} `unavailable` when the connection broke.
+   *
+   * @example Pull bytes without the streams
+   * ```ts
+   * import { memoryPair } from "@streamwire/streamwire/transport";
+   * import assert from "node:assert/strict";
+   *
+   * const [a, b] = memoryPair();
+   * await a.write!(Uint8Array.of(1, 2, 3));
+   * assert.deepEqual(await b.read!(), Uint8Array.of(1, 2, 3));
+   * a.close();
+   * assert.equal(await b.read!(), null);
+   * await Promise.all([a.closed, b.closed]);
+   * ```
+   */
+  read?(): Promise<Uint8Array | null>;
+  /**
+   * Writes a chunk without {@linkcode Connection.writable}. Resolves once
+   * the bytes were handed to the OS (or the peer's queue); until then
+   * `chunk` must not be modified, and afterwards the connection holds no
+   * reference to it, so the caller may reuse it. One write at a time; not to
+   * be mixed with writing the writable. An empty chunk resolves at once.
+   * Optional: the socket and in-memory connections have it.
+   *
+   * @param chunk The bytes to write.
+   * @returns A promise that resolves once the bytes are written.
+   * @throws {StreamwireError} `cancelled` once this side closed (or
+   *   half-closed), `unavailable` when the connection broke or the peer
+   *   closed; after a failure, every later write rejects with the same error.
+   *
+   * @example A write after close rejects with cancelled
+   * ```ts
+   * import { memoryPair } from "@streamwire/streamwire/transport";
+   * import { Status } from "@streamwire/streamwire/codec";
+   * import assert from "node:assert/strict";
+   *
+   * const [a, b] = memoryPair();
+   * a.close();
+   * await assert.rejects(a.write!(Uint8Array.of(1)), { code: Status.CANCELLED });
+   * await Promise.all([a.closed, b.closed]);
+   * ```
+   */
+  write?(chunk: Uint8Array): Promise<void>;
   /** The peer's address in URL form, such as `"tcp://127.0.0.1:5555"` or `"memory://1"`. */
   readonly remoteAddr: string;
   /** This side's address in URL form, such as `"unix:///tmp/x.sock"`. */
@@ -67,7 +133,8 @@ export interface Connection {
   /**
    * Resolves (never rejects) once the connection is closed, for whatever
    * reason (EOF from the peer, reset, {@linkcode Connection.close}), and the
-   * I/O it had in flight has settled.
+   * I/O it had in flight has settled. After a failed write, that is once the
+   * reader reached EOF or a read error.
    */
   readonly closed: Promise<void>;
 }

@@ -40,6 +40,39 @@ export interface DialOptions extends ConnectionOptions {
   caCerts?: string[];
   /** Path of a PEM file of extra root certificates (tls), read when connecting. */
   caFile?: string;
+  /**
+   * Bound in milliseconds on opening the connection: the TCP (or Unix)
+   * connect and, for tls, the handshake. It stops a dial from hanging on a
+   * peer that drops the SYN, or accepts and then never answers the TLS
+   * ClientHello (a plain TCP port, a stalled server). Once the connection
+   * is open it no longer applies. Past it the dial rejects with
+   * `deadline_exceeded`. `Infinity` (or anything from 2^31 ms, about 24.8
+   * days) sets no bound: the dial waits as long as the OS does.
+   *
+   * @default {10000}
+   */
+  timeoutMs?: number;
+  /**
+   * Aborting it gives up on the dial: it rejects with `cancelled`. Once the
+   * dial has resolved, the signal no longer affects the connection.
+   */
+  signal?: AbortSignal;
+}
+
+/** Default of {@linkcode DialOptions.timeoutMs}: ample for a slow handshake far away. */
+const DEFAULT_TIMEOUT_MS = 10_000;
+/** Longest delay a timer takes (2^31 - 1 ms); a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function checkTimeout(timeoutMs: number | undefined): number {
+  const value = timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (typeof value !== "number" || !(value > 0)) {
+    throw new StreamwireError(
+      Status.INVALID_ARGUMENT,
+      `timeoutMs '${value}' must be a positive number of milliseconds`,
+    );
+  }
+  return value;
 }
 
 async function caCerts(options: DialOptions): Promise<string[] | undefined> {
@@ -54,40 +87,86 @@ async function caCerts(options: DialOptions): Promise<string[] | undefined> {
   return certs.length ? certs : undefined;
 }
 
-async function open(endpoint: Endpoint, options: DialOptions): Promise<Deno.Conn> {
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+/**
+ * Waits for a socket being connected, or for `stop`, whichever comes first.
+ * A connect cannot be cancelled, so a socket that arrives after `stop` is
+ * closed as soon as it does.
+ */
+function connected<T extends Deno.Conn>(connecting: Promise<T>, stop: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onStop = () => {
+      connecting.then(closeQuietly, () => {});
+      reject(stop.reason);
+    };
+    if (stop.aborted) return onStop();
+    stop.addEventListener("abort", onStop, { once: true });
+    connecting.then(resolve, reject).finally(() => stop.removeEventListener("abort", onStop));
+  });
+}
+
+async function open(
+  endpoint: Endpoint,
+  options: DialOptions,
+  stop: AbortSignal,
+): Promise<Deno.Conn> {
   switch (endpoint.transport) {
     case "unix":
-      return await Deno.connect({ transport: "unix", path: endpoint.path });
+      return await connected(Deno.connect({ transport: "unix", path: endpoint.path }), stop);
     case "tls": {
-      const conn = await Deno.connectTls({
-        hostname: endpoint.hostname,
-        port: endpoint.port,
-        caCerts: await caCerts(options),
-      });
+      const certs = await caCerts(options);
+      stop.throwIfAborted();
+      const conn = await connected(
+        Deno.connectTls({ hostname: endpoint.hostname, port: endpoint.port, caCerts: certs }),
+        stop,
+      );
+      // Closing the connection is what ends a handshake in flight. Deno
+      // then releases the resource at once, but its TLS task keeps the TCP
+      // socket until the peer answers or closes it.
+      const onStop = () => closeQuietly(conn);
+      stop.addEventListener("abort", onStop, { once: true });
       try {
+        stop.throwIfAborted();
         // Certificate problems surface here rather than at the first read.
         await conn.handshake();
+        stop.throwIfAborted();
       } catch (error) {
-        conn.close();
-        throw error;
+        closeQuietly(conn);
+        throw stop.aborted ? stop.reason : error;
+      } finally {
+        stop.removeEventListener("abort", onStop);
       }
       return conn;
     }
     default:
-      return await Deno.connect({ hostname: endpoint.hostname, port: endpoint.port });
+      return await connected(
+        Deno.connect({ hostname: endpoint.hostname, port: endpoint.port }),
+        stop,
+      );
   }
 }
 
 /**
  * Connects over TCP, TLS or a Unix socket. For TLS the handshake is done
- * before the promise resolves, so certificate errors reject it.
+ * before the promise resolves, so certificate errors reject it. The connect
+ * and the handshake together are bounded by `timeoutMs` (10 s by default)
+ * and can be given up with `signal`; a socket that connects after either is
+ * closed at once.
  *
  * @param options Where and how to connect, or a URL: `tcp://127.0.0.1:9000`,
  * `tls://example.com:9443`, `unix:///run/app.sock`.
  * @returns The open connection.
  * @throws {StreamwireError} `invalid_argument` for a bad URL or option,
  * `permission_denied` without the permission, `unavailable` when the peer
- * cannot be reached or the TLS handshake fails.
+ * cannot be reached or the TLS handshake fails, `deadline_exceeded` past
+ * `timeoutMs`, `cancelled` when `signal` is aborted.
  *
  * @example Connect to a listener by its address
  * ```ts
@@ -117,6 +196,20 @@ async function open(endpoint: Endpoint, options: DialOptions): Promise<Deno.Conn
  *   return true;
  * });
  * ```
+ *
+ * @example Give up with a signal
+ * ```ts
+ * import { dial } from "@streamwire/streamwire/transport";
+ * import { Status } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const controller = new AbortController();
+ * controller.abort();
+ * await assert.rejects(
+ *   dial({ port: 9000, signal: controller.signal, timeoutMs: 5000 }),
+ *   { code: Status.CANCELLED },
+ * );
+ * ```
  */
 export async function dial(options: DialOptions | string | URL): Promise<Connection> {
   const endpoint = toEndpoint(options);
@@ -127,12 +220,40 @@ export async function dial(options: DialOptions | string | URL): Promise<Connect
     ...checkReadSizes(settings),
     allowHalfOpen: settings.allowHalfOpen ?? false,
   };
+  const timeoutMs = checkTimeout(settings.timeoutMs);
+  const where = formatEndpoint(endpoint);
+  const signal = settings.signal;
+  const cancelled = () =>
+    new StreamwireError(Status.CANCELLED, `Dial to '${where}' was cancelled`, {
+      cause: signal?.reason,
+    });
+  if (signal?.aborted) throw cancelled();
+  // One signal for both ways of giving up, its reason the error to reject with.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(cancelled());
+  signal?.addEventListener("abort", onAbort, { once: true });
+  const timer = timeoutMs > MAX_TIMER_MS ? undefined : setTimeout(() => {
+    stop.abort(
+      new StreamwireError(
+        Status.DEADLINE_EXCEEDED,
+        `Dial to '${where}' did not complete within timeoutMs '${timeoutMs}'`,
+      ),
+    );
+  }, timeoutMs);
   let conn: Deno.Conn;
   try {
-    conn = await open(endpoint, settings);
+    conn = await open(endpoint, settings, stop.signal);
+    // Given up on while the last step resolved: it is given up on.
+    if (stop.signal.aborted) {
+      closeQuietly(conn);
+      throw stop.signal.reason;
+    }
   } catch (error) {
     if (error instanceof StreamwireError) throw error;
-    throw netError(error, `Cannot connect to '${formatEndpoint(endpoint)}'`);
+    throw netError(error, `Cannot connect to '${where}'`);
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
   }
   return new SocketConnection(conn, endpoint.transport, connectionOptions);
 }

@@ -2,6 +2,8 @@
  * In-memory connections for tests: a connected pair, and a listener that
  * servers accept from with the same code as over TCP. Backpressure is real:
  * a write resolves only once the peer's queue is below its high-water mark.
+ * Like the socket connections they have the pull interface (`read()` and
+ * `write()`), and make their streams only when first used.
  *
  * @module
  */
@@ -63,16 +65,17 @@ function checkOptions(options: MemoryPairOptions): Required<MemoryPairOptions> {
 
 /**
  * One direction: a byte-counted queue the writer fills and the reader
- * drains, behind a readable of highWaterMark 0. The queue is kept here rather
- * than in the stream (a `ByteLengthQueuingStrategy`) so that, as with a
- * socket, EOF is seen only when the reader asks for more after the last
- * chunk; a stream-side queue would report it as soon as the last chunk left.
+ * drains. The queue is kept here rather than in a stream (a
+ * `ByteLengthQueuingStrategy`) so that, as with a socket, EOF is seen only
+ * when the reader asks for more after the last chunk; a stream-side queue
+ * would report it as soon as the last chunk left. The readable over it
+ * (highWaterMark 0) is made only if asked for.
  */
 class Pipe {
-  readonly readable: ReadableStream<Uint8Array>;
   /** Called once when the reader reaches EOF (`false`) or cancels (`true`). */
   onReadEnd: (cancelled: boolean) => void = () => {};
-  #controller!: ReadableStreamDefaultController<Uint8Array>;
+  #readable: ReadableStream<Uint8Array> | undefined;
+  #controller: ReadableStreamDefaultController<Uint8Array> | undefined;
   #highWaterMark: number;
   #queue: Uint8Array[] = [];
   #bytes = 0;
@@ -80,20 +83,30 @@ class Pipe {
   #ended = false;
   /** The reader side is gone: the queue was dropped, writes fail. */
   #dropped = false;
-  /** The readable is settled. */
+  /** The read side is done: EOF reached or cancelled. */
   #done = false;
   #dataReady: PromiseWithResolvers<void> | undefined;
   #drained: PromiseWithResolvers<void> | undefined;
 
   constructor(highWaterMark: number) {
     this.#highWaterMark = highWaterMark;
-    this.readable = new ReadableStream<Uint8Array>({
+  }
+
+  /** The chunks as a stream, made on first use; ended already if the reads were. */
+  get readable(): ReadableStream<Uint8Array> {
+    this.#readable ??= new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.#controller = controller;
+        if (this.#done) controller.close();
       },
-      pull: () => this.#pull(),
+      pull: async (controller) => {
+        const chunk = await this.read();
+        // null: #finish closed the stream.
+        if (chunk !== null) controller.enqueue(chunk);
+      },
       cancel: () => this.#finish(true),
     }, { highWaterMark: 0 });
+    return this.#readable;
   }
 
   /** Whether a writer must wait: at or above the mark, or (mark 0) anything queued. */
@@ -101,17 +114,21 @@ class Pipe {
     return this.#bytes > 0 && this.#bytes >= this.#highWaterMark;
   }
 
-  async #pull(): Promise<void> {
+  /** The next chunk, or `null` once the writer ended and the queue is empty. */
+  async read(): Promise<Uint8Array | null> {
     while (this.#queue.length === 0) {
-      if (this.#done) return;
-      if (this.#ended) return this.#finish(false);
+      if (this.#done) return null;
+      if (this.#ended) {
+        this.#finish(false);
+        return null;
+      }
       this.#dataReady = Promise.withResolvers();
       await this.#dataReady.promise;
     }
     const chunk = this.#queue.shift()!;
     this.#bytes -= chunk.byteLength;
-    this.#controller.enqueue(chunk);
     if (!this.#full()) this.#release();
+    return chunk;
   }
 
   /**
@@ -160,15 +177,13 @@ class Pipe {
   #finish(cancelled: boolean): void {
     if (this.#done) return;
     this.#done = true;
-    if (!cancelled) this.#controller.close();
+    if (!cancelled) this.#controller?.close();
     this.onReadEnd(cancelled);
   }
 }
 
 /** One side of an in-memory pair. */
 class MemoryConnection implements Connection {
-  readonly readable: ReadableStream<Uint8Array>;
-  readonly writable: WritableStream<Uint8Array>;
   readonly transport = "memory" as const;
   readonly localAddr: string;
   readonly remoteAddr: string;
@@ -179,7 +194,8 @@ class MemoryConnection implements Connection {
   #outbound: Pipe;
   #allowHalfOpen: boolean;
   #resolveClosed!: () => void;
-  #writeController!: WritableStreamDefaultController;
+  #writable: WritableStream<Uint8Array> | undefined;
+  #writeController: WritableStreamDefaultController | undefined;
   #closing = false;
   #readDone = false;
   #writeDone = false;
@@ -199,16 +215,36 @@ class MemoryConnection implements Connection {
     this.remoteAddr = addrs.remote;
     this.#allowHalfOpen = addrs.allowHalfOpen;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
-    this.readable = inbound.readable;
     inbound.onReadEnd = (cancelled) => this.#onReadEnd(cancelled);
-    this.writable = new WritableStream<Uint8Array>({
-      start: (controller) => {
-        this.#writeController = controller;
-      },
-      write: (chunk) => this.#write(chunk),
-      close: () => this.#closeWrite(),
-      abort: () => this.close(),
-    });
+  }
+
+  get readable(): ReadableStream<Uint8Array> {
+    return this.#inbound.readable;
+  }
+
+  get writable(): WritableStream<Uint8Array> {
+    if (this.#writable === undefined) {
+      this.#writable = new WritableStream<Uint8Array>({
+        start: (controller) => {
+          this.#writeController = controller;
+        },
+        write: (chunk) => this.#write(chunk),
+        close: () => this.#closeWrite(),
+        abort: () => this.close(),
+      });
+      // Made after the write side ended: it fails as it would have.
+      if (this.#closing) this.#writeController!.error(this.#writeError);
+    }
+    return this.#writable;
+  }
+
+  read(): Promise<Uint8Array | null> {
+    return this.#inbound.read();
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    if (this.#writeDone) return Promise.reject(this.#writeError ?? this.#closedError());
+    return this.#write(chunk);
   }
 
   close(): void {
@@ -267,7 +303,10 @@ class MemoryConnection implements Connection {
     if (!this.#writeDone) this.close();
   }
 
-  /** The peer closed: nothing more can be written; what it sent stays readable. */
+  /**
+   * The peer closed: nothing more can be written; what it sent stays
+   * readable, through EOF, as a socket's bytes received before a reset do.
+   */
   #peerClosed(): void {
     if (this.#closing) return;
     this.#closing = true;
@@ -276,7 +315,7 @@ class MemoryConnection implements Connection {
       Status.UNAVAILABLE,
       `Connection '${this.remoteAddr}' closed by peer`,
     );
-    this.#writeController.error(this.#writeError);
+    this.#writeController?.error(this.#writeError);
     Promise.allSettled([this.#writing, this.#idleCheck]).then(() => this.#resolveClosed());
   }
 
@@ -284,7 +323,7 @@ class MemoryConnection implements Connection {
     this.#closing = true;
     this.#writeDone = true;
     this.#writeError = writeError;
-    this.#writeController.error(writeError);
+    this.#writeController?.error(writeError);
     // EOF for the peer after what it has queued; it stays readable, as a
     // socket's data sent before close does.
     this.#outbound.end();

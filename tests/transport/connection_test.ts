@@ -108,6 +108,58 @@ async function echoRoundTrip(
   return chunks;
 }
 
+/** Reads with `read()` until EOF and joins the chunks. */
+async function readAll(conn: Connection): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for (let chunk = await conn.read!(); chunk !== null; chunk = await conn.read!()) {
+    chunks.push(chunk);
+  }
+  return concat(chunks);
+}
+
+/** Writes with `write` until a write fails; returns that failure. */
+async function writeUntilFailure(write: (chunk: Uint8Array) => Promise<void>): Promise<unknown> {
+  const chunk = pattern(1024);
+  for (;;) {
+    try {
+      await write(chunk);
+    } catch (error) {
+      return error;
+    }
+  }
+}
+
+/**
+ * Counts the ReadableStreams and WritableStreams made while `body` runs, by
+ * standing in for the global constructors.
+ */
+async function countStreams(body: () => Promise<void>): Promise<number> {
+  const { ReadableStream: Readable, WritableStream: Writable } = globalThis;
+  let made = 0;
+  globalThis.ReadableStream = class extends Readable<unknown> {
+    constructor(...args: ConstructorParameters<typeof Readable>) {
+      super(...args);
+      made++;
+    }
+  } as typeof Readable;
+  globalThis.WritableStream = class extends Writable<unknown> {
+    constructor(...args: ConstructorParameters<typeof Writable>) {
+      super(...args);
+      made++;
+    }
+  } as typeof Writable;
+  try {
+    await body();
+  } finally {
+    globalThis.ReadableStream = Readable;
+    globalThis.WritableStream = Writable;
+  }
+  return made;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
 async function assertStreamwireError(
   promise: Promise<unknown>,
   code?: number,
@@ -362,6 +414,197 @@ Deno.test("TCP listen on a used port throws already_exists", () => {
   }
 });
 
+// --- a failed write keeps what was received -------------------------------
+
+Deno.test("TCP after a failed write, read() still returns what the peer sent, then null", async () => {
+  await using pair = await socketPair();
+  const { client, server } = pair;
+  // The peer says its last word and goes away, as a server's GOAWAY then close.
+  await server.write!(encoder.encode("goaway"));
+  server.close();
+  await server.closed;
+  // Writes into the closed socket fail once its reset comes back (EPIPE).
+  const failure = await writeUntilFailure((chunk) => client.write!(chunk));
+  assert.ok(failure instanceof StreamwireError, String(failure));
+  assert.equal(failure.code, Status.UNAVAILABLE);
+  assert.match(failure.message, /^Connection 'tcp:\/\/127\.0\.0\.1:\d+' failed while writing/);
+  // The write side is done: later writes fail with the same error.
+  await assert.rejects(client.write!(Uint8Array.of(1)), (error) => error === failure);
+  // The read side is not: the bytes the peer sent are still there, then EOF.
+  assert.equal(decoder.decode(await readAll(client)), "goaway");
+  assert.equal(await client.read!(), null);
+  await client.closed;
+});
+
+Deno.test("TCP after a failed write, the readable still yields what the peer sent", async () => {
+  await using pair = await socketPair();
+  const { client, server } = pair;
+  const serverWriter = server.writable.getWriter();
+  await serverWriter.write(encoder.encode("goaway"));
+  server.close();
+  await server.closed;
+  const writer = client.writable.getWriter();
+  const failure = await writeUntilFailure((chunk) => writer.write(chunk));
+  assert.ok(failure instanceof StreamwireError, String(failure));
+  assert.equal(failure.code, Status.UNAVAILABLE);
+  // The writable is errored with the failure; the readable goes on to EOF.
+  await assert.rejects(writer.closed, (error) => error === failure);
+  const chunks = await Array.fromAsync(client.readable);
+  assert.equal(decoder.decode(concat(chunks)), "goaway");
+  await client.closed;
+});
+
+Deno.test("TCP a failed write after EOF closes the connection", async () => {
+  const listener = listen({ port: 0 });
+  const accepted = accept(listener);
+  // Half-open, so that EOF alone leaves the connection open for writing.
+  const client = await dial({ port: portOf(listener.addr), allowHalfOpen: true });
+  const server = await accepted;
+  listener.close();
+  await server.write!(encoder.encode("bye"));
+  server.close();
+  assert.equal(decoder.decode(await readAll(client)), "bye");
+  // Nothing is left to read, so the failed write ends the connection.
+  const failure = await writeUntilFailure((chunk) => client.write!(chunk));
+  assert.ok(failure instanceof StreamwireError, String(failure));
+  assert.equal(failure.code, Status.UNAVAILABLE);
+  await Promise.all([client.closed, server.closed]);
+});
+
+Deno.test("memoryPair after the peer closed, read() still returns what it sent, then null", async () => {
+  const [a, b] = memoryPair();
+  await b.write!(encoder.encode("goaway"));
+  b.close();
+  const failure = await writeUntilFailure((chunk) => a.write!(chunk));
+  assert.ok(failure instanceof StreamwireError, String(failure));
+  assert.equal(failure.code, Status.UNAVAILABLE);
+  await assert.rejects(a.write!(Uint8Array.of(1)), (error) => error === failure);
+  assert.equal(decoder.decode(await readAll(a)), "goaway");
+  assert.equal(await a.read!(), null);
+  await Promise.all([a.closed, b.closed]);
+});
+
+Deno.test("memoryPair after the peer closed, the readable still yields what it sent", async () => {
+  const [a, b] = memoryPair();
+  await b.writable.getWriter().write(encoder.encode("goaway"));
+  b.close();
+  const writer = a.writable.getWriter();
+  const failure = await writeUntilFailure((chunk) => writer.write(chunk));
+  assert.ok(failure instanceof StreamwireError, String(failure));
+  assert.equal(failure.code, Status.UNAVAILABLE);
+  const chunks = await Array.fromAsync(a.readable);
+  assert.equal(decoder.decode(concat(chunks)), "goaway");
+  await Promise.all([a.closed, b.closed]);
+});
+
+// --- dial: timeoutMs and signal --------------------------------------------
+
+/**
+ * A plain TCP listener for TLS dials that never get an answer: the kernel
+ * accepts, and the server side reads the ClientHello and says nothing.
+ */
+async function silentTlsPeer(
+  dialing: (port: number) => Promise<Connection>,
+): Promise<
+  { outcome: Promise<unknown>; hello: Uint8Array; [Symbol.asyncDispose](): Promise<void> }
+> {
+  const listener = listen({ port: 0 });
+  const accepted = accept(listener);
+  const outcome = dialing(portOf(listener.addr)).then(
+    (conn) => {
+      conn.close();
+      return assert.fail("the dial should not complete");
+    },
+    (error) => error,
+  );
+  const server = await accepted;
+  // The first bytes are the ClientHello: the handshake is under way.
+  const hello = (await server.read!())!;
+  return {
+    outcome,
+    hello,
+    async [Symbol.asyncDispose]() {
+      listener.close();
+      server.close();
+      await server.closed;
+    },
+  };
+}
+
+Deno.test("dial with an aborted signal rejects with cancelled at once", async () => {
+  const listener = listen({ port: 0 });
+  const controller = new AbortController();
+  controller.abort(new Error("not needed any more"));
+  const error = await assertStreamwireError(
+    dial({ port: portOf(listener.addr), signal: controller.signal }),
+    Status.CANCELLED,
+  );
+  assert.equal(error.message, `Dial to '${listener.addr}' was cancelled`);
+  assert.equal((error.cause as Error).message, "not needed any more");
+  listener.close();
+});
+
+Deno.test("dial aborted while connecting rejects with cancelled and closes the late socket", async () => {
+  const listener = listen({ port: 0 });
+  const accepted = accept(listener);
+  const controller = new AbortController();
+  const dialing = dial({ port: portOf(listener.addr), signal: controller.signal });
+  // The connect is in flight: it cannot be stopped, so its socket is closed on arrival.
+  controller.abort();
+  await assertStreamwireError(dialing, Status.CANCELLED);
+  const server = await accepted;
+  assert.equal(await server.read!(), null);
+  await server.closed;
+  listener.close();
+});
+
+Deno.test("dial aborted during a TLS handshake that hangs rejects with cancelled", async () => {
+  const controller = new AbortController();
+  await using peer = await silentTlsPeer((port) =>
+    dial({ transport: "tls", port, signal: controller.signal })
+  );
+  assert.equal(peer.hello[0], 0x16, "a TLS handshake record");
+  controller.abort();
+  const error = await peer.outcome;
+  assert.ok(error instanceof StreamwireError, String(error));
+  assert.equal(error.code, Status.CANCELLED);
+});
+
+Deno.test("dial past timeoutMs in a TLS handshake that hangs rejects with deadline_exceeded", async () => {
+  await using peer = await silentTlsPeer((port) => dial({ transport: "tls", port, timeoutMs: 50 }));
+  assert.equal(peer.hello[0], 0x16, "a TLS handshake record");
+  const error = await peer.outcome;
+  assert.ok(error instanceof StreamwireError, String(error));
+  assert.equal(error.code, Status.DEADLINE_EXCEEDED);
+  assert.match(
+    error.message,
+    /^Dial to 'tls:\/\/127\.0\.0\.1:\d+' did not complete within timeoutMs '50'$/,
+  );
+});
+
+Deno.test("dial's signal and timeoutMs do not outlive the dial", async () => {
+  await using pair = await socketPair();
+  const controller = new AbortController();
+  const client = await dial({ port: portOf(pair.listener.addr), signal: controller.signal });
+  const server = await accept(pair.listener);
+  controller.abort();
+  await client.write!(Uint8Array.of(7));
+  assert.deepEqual(await server.read!(), Uint8Array.of(7));
+  client.close();
+  server.close();
+  await Promise.all([client.closed, server.closed]);
+});
+
+Deno.test("dial rejects a timeoutMs that is not a positive number with invalid_argument", async () => {
+  for (const timeoutMs of [0, -1, Number.NaN, "5" as unknown as number]) {
+    const error = await assertStreamwireError(
+      dial({ port: 1, timeoutMs }),
+      Status.INVALID_ARGUMENT,
+    );
+    assert.ok(error.message.startsWith(`timeoutMs '${timeoutMs}'`), error.message);
+  }
+});
+
 // --- Unix ------------------------------------------------------------------
 
 Deno.test("Unix socket round trip", async () => {
@@ -565,6 +808,74 @@ Deno.test("memoryListener close() closes connections dialed but not accepted", a
   listener.close();
   await client.closed;
   assert.deepEqual(await Array.fromAsync(listener), []);
+});
+
+Deno.test("memoryPair read() and write() move copies, with backpressure", async () => {
+  const [a, b] = memoryPair({ highWaterMark: 4 });
+  const scratch = Uint8Array.of(1, 2, 3);
+  await a.write!(scratch);
+  scratch.fill(0); // the connection keeps no reference after the write
+  // The queue now holds 3 of 4 bytes: the next write waits for the reader.
+  let written = false;
+  const writing = a.write!(Uint8Array.of(4, 5)).then(() => written = true);
+  const first = await b.read!();
+  assert.deepEqual(first, Uint8Array.of(1, 2, 3));
+  await writing;
+  assert.equal(written, true);
+  assert.deepEqual(await b.read!(), Uint8Array.of(4, 5));
+  // An empty write resolves and sends nothing.
+  await a.write!(new Uint8Array(0));
+  a.close();
+  assert.equal(await b.read!(), null);
+  assert.equal(await a.read!(), null);
+  await assertStreamwireError(a.write!(Uint8Array.of(1)), Status.CANCELLED);
+  await Promise.all([a.closed, b.closed]);
+});
+
+Deno.test("memoryPair used through read() and write() makes no streams", async () => {
+  let pair: Connection[] = [];
+  const made = await countStreams(async () => {
+    const [a, b] = pair = memoryPair();
+    await a.write!(Uint8Array.of(1));
+    assert.deepEqual(await b.read!(), Uint8Array.of(1));
+    await b.write!(Uint8Array.of(2));
+    assert.deepEqual(await a.read!(), Uint8Array.of(2));
+    a.close();
+    assert.equal(await b.read!(), null);
+    await Promise.all([a.closed, b.closed]);
+  });
+  assert.equal(made, 0);
+  // Streams made afterwards end as they would have.
+  const [a, b] = pair;
+  assert.deepEqual(await Array.fromAsync(b.readable), []);
+  await assertStreamwireError(a.writable.getWriter().write(Uint8Array.of(1)), Status.CANCELLED);
+  await assertStreamwireError(b.writable.getWriter().write(Uint8Array.of(1)), Status.UNAVAILABLE);
+});
+
+Deno.test("TCP connections used through read() and write() make no streams", async () => {
+  const made = await countStreams(async () => {
+    await using pair = await socketPair();
+    const { client, server } = pair;
+    await client.write!(Uint8Array.of(1));
+    assert.deepEqual(await server.read!(), Uint8Array.of(1));
+    client.close();
+    assert.equal(await server.read!(), null);
+  });
+  assert.equal(made, 0);
+});
+
+Deno.test("memoryListener connections have read() and write()", async () => {
+  const listener = memoryListener();
+  const client = await listener.connect();
+  const server = await accept(listener);
+  await client.write!(encoder.encode("ping"));
+  assert.equal(decoder.decode((await server.read!())!), "ping");
+  await server.write!(encoder.encode("pong"));
+  assert.equal(decoder.decode((await client.read!())!), "pong");
+  listener.close();
+  client.close();
+  assert.equal(await server.read!(), null);
+  await Promise.all([client.closed, server.closed]);
 });
 
 // --- arguments -------------------------------------------------------------

@@ -1,6 +1,6 @@
-// SocketConnection's stream-free path, used by sessions: directRead and
-// directWrite, and streams made late (after EOF or close) ending as they
-// would have.
+// SocketConnection's pull interface, used by sessions: read() and write()
+// without the streams, and streams made late (after EOF or close) ending as
+// they would have.
 
 import assert from "node:assert/strict";
 import { Status } from "../../codec/constants.ts";
@@ -18,30 +18,30 @@ async function socketPair(): Promise<{ client: Connection; server: SocketConnect
   return { client, server: value };
 }
 
-Deno.test("SocketConnection directRead and directWrite move bytes both ways", async () => {
+Deno.test("SocketConnection read() and write() move bytes both ways", async () => {
   const { client, server } = await socketPair();
   const writer = client.writable.getWriter();
   await writer.write(Uint8Array.of(1, 2, 3));
-  assert.deepEqual(await server.directRead(), Uint8Array.of(1, 2, 3));
-  await server.directWrite(Uint8Array.of(4, 5));
+  assert.deepEqual(await server.read(), Uint8Array.of(1, 2, 3));
+  await server.write(Uint8Array.of(4, 5));
   const reader = client.readable.getReader();
   assert.deepEqual((await reader.read()).value, Uint8Array.of(4, 5));
   // An empty write is a no-op.
-  await server.directWrite(new Uint8Array(0));
+  await server.write(new Uint8Array(0));
   reader.releaseLock();
   writer.releaseLock();
   client.close();
-  assert.equal(await server.directRead(), null);
+  assert.equal(await server.read(), null);
   await Promise.all([client.closed, server.closed]);
 });
 
-Deno.test("SocketConnection directRead chunks are fresh buffers while the read buffer is reused", async () => {
+Deno.test("SocketConnection read() chunks are fresh buffers while the read buffer is reused", async () => {
   const { client, server } = await socketPair();
   const writer = client.writable.getWriter();
   const received: Uint8Array[] = [];
   for (let i = 0; i < 10; i++) {
     await writer.write(Uint8Array.of(i, i, i));
-    received.push((await server.directRead())!);
+    received.push((await server.read())!);
   }
   assert.deepEqual(received.map((c) => c[0]), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   assert.equal(new Set(received.map((c) => c.buffer)).size, 10);
@@ -51,10 +51,10 @@ Deno.test("SocketConnection directRead chunks are fresh buffers while the read b
   await Promise.all([client.closed, server.closed]);
 });
 
-Deno.test("SocketConnection at EOF: directRead returns null and the connection closes", async () => {
+Deno.test("SocketConnection at EOF: read() returns null and the connection closes", async () => {
   const { client, server } = await socketPair();
   await client.writable.close();
-  assert.equal(await server.directRead(), null);
+  assert.equal(await server.read(), null);
   await server.closed;
   // A readable made afterwards is already closed.
   assert.deepEqual(await Array.fromAsync(server.readable), []);
@@ -63,13 +63,13 @@ Deno.test("SocketConnection at EOF: directRead returns null and the connection c
   await client.closed;
 });
 
-Deno.test("SocketConnection after close: directWrite rejects with cancelled, late streams are settled", async () => {
+Deno.test("SocketConnection after close: write() rejects with cancelled, late streams are settled", async () => {
   const { client, server } = await socketPair();
-  const reading = server.directRead();
+  const reading = server.read();
   server.close();
   assert.equal(await reading, null);
-  assert.equal(await server.directRead(), null);
-  await assert.rejects(server.directWrite(Uint8Array.of(1)), (error) => {
+  assert.equal(await server.read(), null);
+  await assert.rejects(server.write(Uint8Array.of(1)), (error) => {
     assert.ok(error instanceof StreamwireError);
     assert.equal(error.code, Status.CANCELLED);
     return true;
