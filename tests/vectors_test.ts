@@ -1,6 +1,6 @@
 // Golden frames of PROTOCOL.md v1. The vector file is read from
-// $STREAMWIRE_VECTORS (default ../shared/vectors/v1.json), so any vector set
-// in the same format runs through the same assertions.
+// $STREAMWIRE_VECTORS (default testdata/vectors_v1.json beside this file), so
+// any vector set in the same format runs through the same assertions.
 import assert from "node:assert/strict";
 import {
   createDecodeChain,
@@ -36,7 +36,8 @@ interface Vector {
   };
 }
 
-const path = Deno.env.get("STREAMWIRE_VECTORS") ?? "../shared/vectors/v1.json";
+const path = Deno.env.get("STREAMWIRE_VECTORS") ??
+  new URL("./testdata/vectors_v1.json", import.meta.url);
 const vectors: Vector[] = JSON.parse(await Deno.readTextFile(path)).vectors;
 const good = vectors.filter((v) => v.expect.ok);
 const bad = vectors.filter((v) => !v.expect.ok);

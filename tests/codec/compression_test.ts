@@ -28,7 +28,8 @@ const ALGORITHMS = [
   ["LZ4", Compression.LZ4],
   ["Zstandard", Compression.ZSTD],
 ] as const;
-const VECTORS = "/work/shared/vectors/v1.json";
+const VECTORS = Deno.env.get("STREAMWIRE_VECTORS") ??
+  new URL("../testdata/vectors_v1.json", import.meta.url);
 
 function prng(seed: number): () => number {
   let a = seed >>> 0;
