@@ -2,6 +2,8 @@
 // slicing-by-8 tables. Kept as the portable fallback and as the measured
 // alternative to node:zlib's native crc32 (codec/crc32_bench.ts).
 
+import { MAGIC, VERSION } from "./constants.ts";
+
 const TABLES: Uint32Array[] = (() => {
   const tables = Array.from({ length: 8 }, () => new Uint32Array(256));
   for (let n = 0; n < 256; n++) {
@@ -54,3 +56,30 @@ export function crc32JsRange(data: Uint8Array, start: number, end: number, initi
   for (; i < end; i++) crc = t0[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
   return ~crc >>> 0;
 }
+
+/**
+ * CRC-32 of the 13 checksummed bytes of a frame header (PROTOCOL.md 1:
+ * magic, version, flags, type, length, seq), from the field values rather
+ * than from bytes in a buffer. Magic and version are the constants of v1.
+ */
+export function crc32Header(flags: number, type: number, length: number, seq: number): number {
+  let c = T0[(AFTER_PREFIX ^ flags) & 0xff] ^ (AFTER_PREFIX >>> 8);
+  c = T0[(c ^ type) & 0xff] ^ (c >>> 8);
+  // Length and seq four bytes at a time (slicing-by-4), most significant
+  // byte first as on the wire.
+  let a = c ^ byteSwap(length);
+  c = T3[a & 0xff] ^ T2[(a >>> 8) & 0xff] ^ T1[(a >>> 16) & 0xff] ^ T0[a >>> 24];
+  a = c ^ byteSwap(seq);
+  c = T3[a & 0xff] ^ T2[(a >>> 8) & 0xff] ^ T1[(a >>> 16) & 0xff] ^ T0[a >>> 24];
+  return ~c >>> 0;
+}
+
+function byteSwap(x: number): number {
+  return (x >>> 24) | ((x >>> 8) & 0xff00) | ((x << 8) & 0xff0000) | (x << 24);
+}
+
+/** The CRC register (not inverted) after magic and version, the start of every v1 header. */
+const AFTER_PREFIX = [MAGIC >>> 8, MAGIC & 0xff, VERSION].reduce(
+  (c, byte) => T0[(c ^ byte) & 0xff] ^ (c >>> 8),
+  ~0,
+);

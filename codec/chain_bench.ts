@@ -1,39 +1,50 @@
 /**
- * The decode chain (`createDecodeChain()`: DeframerStream, ChecksumStream,
- * DecompressorStream, MessageDecoderStream) on 10,000 REQUEST frames with
- * 64-byte params, delivered in 64 KiB reads like a socket's, against a
- * hand-fused single-loop decoder of the same bytes (baseline) and against the
- * synchronous stages (`Deframer.push`, `verifyChecksum`, `decodeMessage`)
- * called in a loop. Then the encode chain (`createEncodeChain()`) against
- * `encodeMessages` + `encodeFrames` (baseline).
+ * The decode chain on 10,000 REQUEST frames with 64-byte params, delivered
+ * in 64 KiB reads like a socket's, in one group: a hand-fused single-loop
+ * decoder of the same bytes (baseline), `createDecodeChain()` (the composed
+ * per-frame stages in one `TransformStream`, a batch of messages per read),
+ * the composed stage `createDecodeStage()` driven by a plain loop, and the
+ * synchronous functions a session calls (`Deframer.push`, `verifyChecksum`,
+ * `decodeMessage`). Then the encode side: `encodeMessages` + `encodeFrames`
+ * (baseline) against `createEncodeChain()` and against the composed
+ * per-message stage `createEncodeStage()` in a loop.
  *
- * Targets: the decode chain reaches at least 70% of the fused decoder's
- * frames/s, and at least 2,000,000 frames/s.
+ * Target: the decode chain at least 90% of the fused decoder's frames/s.
  *
  * The fused decoder uses the same tricks as the codec's hot path (header
  * CRC in JavaScript, a method-name cache), so the ratio measures what the
- * stages and streams cost, not a difference in technique.
+ * stages and the stream cost, not a difference in technique.
  *
  * `deno bench -A codec/chain_bench.ts` prints the ratios; on a shared 2-core
  * VM their means swing with garbage collections (each iteration allocates
  * about 5 MB), so compare the min column or use
  * `deno run -A codec/chain_bench.ts`, which prints frames/s (best and median
- * of 50 interleaved rounds) and the chain/fused ratios.
+ * of interleaved rounds), the ratios, and the heap each idle decode chain
+ * holds, as one stream and as four piped ones.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import v8 from "node:v8";
+import vm from "node:vm";
 import * as zlib from "node:zlib";
 import { verifyChecksum } from "./checksum_stream.ts";
-import { createDecodeChain, createEncodeChain } from "./chain.ts";
+import {
+  createDecodeChain,
+  createDecodeStage,
+  createEncodeChain,
+  createEncodeStage,
+} from "./chain.ts";
+import { DecompressorStream } from "./compression_stream.ts";
 import { FrameType, HEADER_SIZE, MAGIC, Status, VERSION } from "./constants.ts";
-import { Deframer } from "./deframer_stream.ts";
+import { Deframer, DeframerStream } from "./deframer_stream.ts";
 import { StreamwireError } from "./error.ts";
 import type { Frame } from "./frame.ts";
 import { encodeFrames } from "./frame_encoder_stream.ts";
 import { type CallMessage, decodeMessage, type Message } from "./message.ts";
-import { encodeMessages } from "./message_stream.ts";
+import { encodeMessages, MessageDecoderStream } from "./message_stream.ts";
+import { ChecksumStream } from "./checksum_stream.ts";
 
 const FRAMES = 10_000;
 const READ_SIZE = 64 * 1024;
@@ -162,7 +173,7 @@ class FusedDecoder {
 }
 
 // ---------------------------------------------------------------------------
-// The four decoders under test, each returning the number of messages.
+// The rows, each returning the number of messages (decode) or bytes (encode).
 
 function fused(): number {
   const decoder = new FusedDecoder();
@@ -171,7 +182,34 @@ function fused(): number {
   return count;
 }
 
-function syncStages(): number {
+async function chain(): Promise<number> {
+  const reader = ReadableStream.from(READS).pipeThrough(createDecodeChain()).getReader();
+  let count = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return count;
+    count += value.length;
+  }
+}
+
+/** The composed stage in a loop, a batch of messages per read like the chain. */
+function stageLoop(): number {
+  const stage = createDecodeStage();
+  let batch: Message[] = [];
+  const controller = {
+    enqueue: (message: Message) => void batch.push(message),
+  } as TransformStreamDefaultController<Message>;
+  let count = 0;
+  for (const read of READS) {
+    stage.transform(read, controller);
+    count += batch.length;
+    batch = [];
+  }
+  stage.flush(controller);
+  return count;
+}
+
+function syncFunctions(): number {
   const deframer = new Deframer();
   let count = 0;
   for (const read of READS) {
@@ -185,16 +223,6 @@ function syncStages(): number {
   }
   deframer.end();
   return count;
-}
-
-async function chain(): Promise<number> {
-  const reader = ReadableStream.from(READS).pipeThrough(createDecodeChain()).getReader();
-  let count = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return count;
-    count += value.length;
-  }
 }
 
 function encodeSync(): number {
@@ -213,6 +241,19 @@ async function encodeChain(): Promise<number> {
   }
 }
 
+/** The composed per-message stage in a loop: one chunk of bytes per message. */
+function encodeStageLoop(): number {
+  const stage = createEncodeStage();
+  let bytes = 0;
+  const controller = {
+    enqueue: (chunk: Uint8Array) => void (bytes += chunk.length),
+  } as TransformStreamDefaultController<Uint8Array>;
+  for (const batch of BATCHES) {
+    for (let i = 0; i < batch.length; i++) stage.transform!(batch[i], controller);
+  }
+  return bytes;
+}
+
 // Same results before anything is measured.
 {
   const expected = MESSAGES.map(({ type, seq, method, params }) => ({ type, seq, method, params }));
@@ -222,30 +263,37 @@ async function encodeChain(): Promise<number> {
     ReadableStream.from(READS).pipeThrough(createDecodeChain()),
   );
   assert.deepEqual(decoded.flat(), MESSAGES);
-  assert.equal(syncStages(), FRAMES);
+  assert.equal(stageLoop(), FRAMES);
+  assert.equal(syncFunctions(), FRAMES);
   assert.equal(await encodeChain(), BYTES.length);
   assert.equal(encodeSync(), BYTES.length);
+  assert.equal(encodeStageLoop(), BYTES.length);
 }
 
 const DECODE = `decode ${FRAMES} REQUEST frames (64 B params) in 64 KiB reads`;
 const ENCODE = `encode ${FRAMES} REQUEST frames in batches of ${ENCODE_BATCH}`;
 
+const ROWS: [group: string, name: string, fn: () => number | Promise<number>, baseline?: true][] = [
+  [DECODE, "hand-fused decoder", fused, true],
+  [DECODE, "createDecodeChain(): one TransformStream", chain],
+  [DECODE, "createDecodeStage() driven by a loop", stageLoop],
+  [DECODE, "functions: Deframer.push + verifyChecksum + decodeMessage", syncFunctions],
+  [ENCODE, "encodeMessages + encodeFrames", encodeSync, true],
+  [ENCODE, "createEncodeChain(): one TransformStream", encodeChain],
+  [ENCODE, "createEncodeStage() driven by a loop, a chunk per message", encodeStageLoop],
+];
+
 // Warm up every row, interleaved, before any is measured: whichever row ran
 // first would otherwise pay for JIT tiering and heap growth (measured 1.5x).
 for (let round = 0; round < 30; round++) {
-  for (const fn of [fused, chain, syncStages, encodeSync, encodeChain]) await fn();
+  for (const [, , fn] of ROWS) await fn();
 }
 
-function bench(
-  group: string,
-  name: string,
-  fn: () => number | Promise<number>,
-  baseline = false,
-): void {
+for (const [group, name, fn, baseline] of ROWS) {
   Deno.bench({
     group,
     name,
-    baseline,
+    baseline: baseline ?? false,
     // Many samples: each iteration allocates about 5 MB, and the collections
     // that triggers land in some of them.
     n: 300,
@@ -255,38 +303,78 @@ function bench(
   });
 }
 
-bench(DECODE, "hand-fused decoder", fused, true);
-bench(DECODE, "createDecodeChain() stream chain", chain);
-bench(DECODE, "sync stages: Deframer + verifyChecksum + decodeMessage", syncStages);
-bench(ENCODE, "encodeMessages + encodeFrames", encodeSync, true);
-bench(ENCODE, "createEncodeChain() stream chain", encodeChain);
+/** Forces a full garbage collection, exposing `gc` on first use. */
+function gc(): void {
+  v8.setFlagsFromString("--expose-gc");
+  vm.runInNewContext("gc")();
+}
+
+/**
+ * Heap held per idle decode chain (writer and reader held, a read pending),
+ * after a full collection: `make` builds one readable/writable pair.
+ */
+async function heapPerChain(
+  make: () => ReadableWritablePair<unknown, Uint8Array>,
+  count: number,
+): Promise<number> {
+  const held: unknown[] = [];
+  gc();
+  const before = Deno.memoryUsage().heapUsed;
+  for (let i = 0; i < count; i++) {
+    const pair = make();
+    const writer = pair.writable.getWriter();
+    const reader = pair.readable.getReader();
+    held.push(writer, reader, reader.read());
+  }
+  // Let the pipes start and the reads reach the first stream.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  gc();
+  const after = Deno.memoryUsage().heapUsed;
+  assert.equal(held.length, 3 * count);
+  return (after - before) / count;
+}
+
+/** Four piped streams, the shape of the decode chain before it was one stream. */
+function fourStreams(): ReadableWritablePair<unknown, Uint8Array> {
+  const first = new DeframerStream();
+  const readable = first.readable
+    .pipeThrough(new ChecksumStream())
+    .pipeThrough(new DecompressorStream())
+    .pipeThrough(new MessageDecoderStream());
+  return { writable: first.writable, readable };
+}
 
 if (import.meta.main) {
   // Self-timed, rows interleaved so that a noisy neighbour hits them alike;
   // frames/s of the best and of the median round, collections included.
-  const rows: [string, () => number | Promise<number>][] = [
-    ["decode: hand-fused (baseline)", fused],
-    ["decode: createDecodeChain()", chain],
-    ["decode: sync stages", syncStages],
-    ["encode: encodeMessages + encodeFrames (baseline)", encodeSync],
-    ["encode: createEncodeChain()", encodeChain],
-  ];
-  const times: number[][] = rows.map(() => []);
-  for (let round = 0; round < 50; round++) {
-    for (let r = 0; r < rows.length; r++) {
+  const rounds = Number(Deno.env.get("ROUNDS") ?? 100);
+  const times: number[][] = ROWS.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    for (let r = 0; r < ROWS.length; r++) {
       const start = performance.now();
-      await rows[r][1]();
+      await ROWS[r][2]();
       times[r].push(performance.now() - start);
     }
   }
-  const best = times.map((t) => FRAMES / (Math.min(...t) / 1000));
-  const median = times.map((t) => FRAMES / (t.sort((a, b) => a - b)[t.length >> 1] / 1000));
+  const sorted = times.map((t) => t.slice().sort((a, b) => a - b));
+  const best = sorted.map((t) => FRAMES / (t[0] / 1000));
+  const median = sorted.map((t) => FRAMES / (t[t.length >> 1] / 1000));
   const m = (rate: number) => `${(rate / 1e6).toFixed(2)} M`;
-  console.log(`${"".padEnd(50)}   best   median  (frames/s)`);
-  rows.forEach(([name], r) => console.log(`${name.padEnd(50)} ${m(best[r])}  ${m(median[r])}`));
-  const pct = (a: number[], i: number, j: number) =>
-    `${(a[i] / a[j] * 100).toFixed(0)}% (median ${(median[i] / median[j] * 100).toFixed(0)}%)`;
-  console.log(`decode chain / fused: ${pct(best, 1, 0)}`);
-  console.log(`sync stages / fused:  ${pct(best, 2, 0)}`);
-  console.log(`encode chain / sync:  ${pct(best, 4, 3)}`);
+  const pct = (r: number, base: number) =>
+    `${(best[r] / best[base] * 100).toFixed(0)}% (median ${
+      (median[r] / median[base] * 100).toFixed(0)
+    }%)`;
+  console.log(`${"".padEnd(64)}  best     median  (frames/s)  of baseline`);
+  let base = 0;
+  ROWS.forEach(([, name, , baseline], r) => {
+    if (baseline) base = r;
+    console.log(`${name.padEnd(64)} ${m(best[r])}  ${m(median[r])}  ${pct(r, base)}`);
+  });
+  const count = 2000;
+  const one = await heapPerChain(() => createDecodeChain(), count);
+  const four = await heapPerChain(fourStreams, count);
+  const kib = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
+  console.log(
+    `heap per idle decode chain: one stream ${kib(one)}, four piped streams ${kib(four)}`,
+  );
 }

@@ -1,14 +1,18 @@
 /**
- * CRC-32 verification of received frames (PROTOCOL.md 1).
+ * CRC-32 verification of received frames (PROTOCOL.md 1), as a function
+ * ({@linkcode verifyChecksum}), a WHATWG `Transformer`
+ * ({@linkcode ChecksumStage}) and a stream ({@linkcode ChecksumStream}).
  *
  * @module
  */
 
-import { HEADER_SIZE, Status } from "./constants.ts";
+import { Status } from "./constants.ts";
 import { crc32 } from "./crc32.ts";
 import { StreamwireError } from "./error.ts";
 import type { Frame } from "./frame.ts";
-import { crc32JsRange } from "./_crc32_js.ts";
+import { StageStream } from "./stage.ts";
+import { CONNECT, StageInput } from "./_stage_input.ts";
+import { crc32Header, crc32JsRange } from "./_crc32_js.ts";
 
 /** Bodies shorter than this are checksummed in JavaScript. */
 const SHORT_BODY = 32;
@@ -19,12 +23,11 @@ function hex32(n: number): string {
 
 /**
  * Checks a received frame's CRC-32: `crc32(body, crc32(header[0..13]))`.
- * The header bytes are `frame.header` if given, else the 17 bytes right
- * before `body` in its buffer, where {@linkcode Deframer} leaves them.
- * Frames with neither `checksum` nor `header` (built locally, not read) pass
- * unchecked.
+ * The header bytes are `frame.header` if given, else rebuilt from the
+ * frame's fields, as {@linkcode Deframer} read them. Frames with neither
+ * `checksum` nor `header` (built locally, not read) pass unchecked.
  *
- * @param frame A frame from {@linkcode DeframerStream}.
+ * @param frame A frame from {@linkcode Deframer} or {@linkcode DeframerStream}.
  * @throws {StreamwireError} `data_loss` on a mismatch.
  *
  * @example Usage
@@ -40,55 +43,92 @@ function hex32(n: number): string {
  * ```
  */
 export function verifyChecksum(frame: Frame): void {
-  if (frame.header !== undefined) check(frame, frame.header, 0);
-  else if (frame.checksum !== undefined) {
-    const body = frame.body;
-    check(frame, new Uint8Array(body.buffer), body.byteOffset - HEADER_SIZE);
+  const header = frame.header;
+  let expected = frame.checksum;
+  let crc: number;
+  if (header !== undefined) {
+    crc = crc32JsRange(header, 0, 13);
+    expected ??= ((header[13] << 24) | (header[14] << 16) | (header[15] << 8) | header[16]) >>> 0;
+  } else if (expected !== undefined) {
+    // Magic and version were checked by the deframer; the rest are fields.
+    crc = crc32Header(frame.flags, frame.type, frame.body.length, frame.seq);
+  } else {
+    return;
   }
-}
-
-/** Verifies a batch; frames of one read share a buffer, and one view of it. */
-function verifyChecksums(frames: readonly Frame[]): void {
-  let buffer: ArrayBufferLike | undefined;
-  let bytes: Uint8Array | undefined;
-  for (let i = 0; i < frames.length; i++) {
-    const frame = frames[i];
-    if (frame.header !== undefined) check(frame, frame.header, 0);
-    else if (frame.checksum !== undefined) {
-      const body = frame.body;
-      if (body.buffer !== buffer) {
-        buffer = body.buffer;
-        bytes = new Uint8Array(buffer);
-      }
-      check(frame, bytes!, body.byteOffset - HEADER_SIZE);
-    }
+  // Short bodies cost less in JavaScript than a native call (codec/crc32_bench.ts).
+  const body = frame.body;
+  const actual = body.length < SHORT_BODY
+    ? crc32JsRange(body, 0, body.length, crc)
+    : crc32(body, crc);
+  if (actual !== expected) {
+    throw new StreamwireError(
+      Status.DATA_LOSS,
+      `Checksum mismatch on frame seq '${frame.seq}': header says '${hex32(expected)}', computed '${
+        hex32(actual)
+      }'`,
+    );
   }
 }
 
 /**
- * Checks `frame` against the 13 checksummed header bytes at `at` in `bytes`.
- * Those and short bodies cost less in JavaScript than a native call
- * (codec/crc32_bench.ts).
+ * CRC-32 verification as a WHATWG `Transformer`, for {@linkcode composeStages},
+ * `new TransformStream(stage)` or a loop: passes each frame on after
+ * {@linkcode verifyChecksum}, and throws `data_loss` on a mismatch.
+ *
+ * @example Verify frames in a loop
+ * ```ts
+ * import { ChecksumStage, type Frame, FrameType } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const stage = new ChecksumStage();
+ * const out: Frame[] = [];
+ * const controller = {
+ *   enqueue: (f: Frame) => void out.push(f),
+ * } as TransformStreamDefaultController<Frame>;
+ * const good = { type: FrameType.END, flags: 0, seq: 5, body: new Uint8Array(0), checksum: 0x98932878 };
+ * stage.transform(good, controller);
+ * assert.throws(() => stage.transform({ ...good, seq: 7 }, controller), { codeName: "data_loss" });
+ * assert.equal(out.length, 1);
+ * ```
  */
-function check(frame: Frame, bytes: Uint8Array, at: number): void {
-  const body = frame.body;
-  const crc = crc32JsRange(bytes, at, at + 13);
-  const actual = body.length < SHORT_BODY
-    ? crc32JsRange(body, 0, body.length, crc)
-    : crc32(body, crc);
-  if (actual !== frame.checksum) {
-    throw new StreamwireError(
-      Status.DATA_LOSS,
-      `Checksum mismatch on frame seq '${frame.seq}': header says '${
-        hex32(frame.checksum ?? 0)
-      }', computed '${hex32(actual)}'`,
-    );
+export class ChecksumStage implements Transformer<Frame, Frame> {
+  /**
+   * Verifies one frame and passes it on.
+   *
+   * @param frame A received frame.
+   * @param controller Receives the frame if its checksum matches.
+   * @throws {StreamwireError} `data_loss` on a mismatch.
+   */
+  transform(frame: Frame, controller: TransformStreamDefaultController<Frame>): void {
+    verifyChecksum(frame);
+    controller.enqueue(frame);
+  }
+
+  /**
+   * Direct input for {@linkcode composeStages}: a controller that runs this
+   * stage on each chunk enqueued into it.
+   *
+   * @param next Receives the stage's output.
+   * @returns The controller to enqueue input into.
+   */
+  [CONNECT](
+    next: TransformStreamDefaultController<Frame>,
+  ): TransformStreamDefaultController<Frame> {
+    return new ChecksumInput(next);
+  }
+}
+
+class ChecksumInput extends StageInput<Frame, Frame> {
+  enqueue(frame: Frame): void {
+    verifyChecksum(frame);
+    this.next.enqueue(frame);
   }
 }
 
 /**
  * Verifies the CRC-32 of every frame passing through; a mismatch errors the
  * stream with `data_loss`, since the byte stream can no longer be trusted.
+ * The good frames before the bad one can still be read first.
  *
  * @example Usage
  * ```ts
@@ -99,17 +139,12 @@ function check(frame: Frame, bytes: Uint8Array, at: number): void {
  * const frames = await Array.fromAsync(
  *   ReadableStream.from([bytes]).pipeThrough(new DeframerStream()).pipeThrough(new ChecksumStream()),
  * );
- * assert.equal(frames.flat()[0].seq, 5);
+ * assert.equal(frames[0].seq, 5);
  * ```
  */
-export class ChecksumStream extends TransformStream<Frame[], Frame[]> {
+export class ChecksumStream extends StageStream<Frame, Frame> {
   /** Creates the stream. */
   constructor() {
-    super({
-      transform(frames, controller) {
-        verifyChecksums(frames);
-        controller.enqueue(frames);
-      },
-    });
+    super(new ChecksumStage());
   }
 }

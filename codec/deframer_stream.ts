@@ -1,5 +1,7 @@
 /**
- * Bytes to frames: the first stage of the decode chain.
+ * Bytes to frames: the first stage of the decode chain, as a synchronous
+ * state machine ({@linkcode Deframer}), a WHATWG `Transformer`
+ * ({@linkcode DeframerStage}) and a stream ({@linkcode DeframerStream}).
  *
  * @module
  */
@@ -15,17 +17,36 @@ import {
 } from "./constants.ts";
 import { StreamwireError } from "./error.ts";
 import type { Frame } from "./frame.ts";
+import { StageStream } from "./stage.ts";
+import { byteLimit } from "./_limits.ts";
+import { CONNECT, StageInput } from "./_stage_input.ts";
 
-/** Options of {@linkcode Deframer} and {@linkcode DeframerStream}. */
+/** Options of {@linkcode Deframer}, {@linkcode DeframerStage} and {@linkcode DeframerStream}. */
 export interface DeframerOptions {
   /**
    * Largest accepted body length in bytes. Checked from the header alone,
-   * before anything of the body is buffered, so a peer cannot make the
-   * receiver hold more than one frame's worth of what it actually sent.
+   * before anything of the body is buffered, so a header declaring a huge
+   * body (up to 4 GiB) makes the receiver neither allocate for it nor wait
+   * for it: it fails with `resource_exhausted` at once (PROTOCOL.md 1.3).
    *
    * @default {16777216}
    */
   maxFrame?: number;
+}
+
+/**
+ * Where {@linkcode Deframer.push} hands each completed frame: an array, or
+ * any object with a `push` method, such as a consumer that acts on each
+ * frame before the next header is read.
+ */
+export interface FrameSink {
+  /**
+   * Receives one frame, called as soon as the frame is complete.
+   *
+   * @param frame The frame; its body is a view into the pushed bytes.
+   * @returns Ignored.
+   */
+  push(frame: Frame): unknown;
 }
 
 /**
@@ -88,22 +109,29 @@ function u32(buf: Uint8Array, offset: number): number {
 }
 
 /**
- * The frame at `offset`. No `header` view: the verifier reads the header
- * bytes in place, right before `body` (a typed array fewer per frame).
+ * The frame at `offset` in `buf`, whose bytes start at `base` in `buffer`
+ * (`buf.buffer` and `buf.byteOffset`, read once per chunk: a view built
+ * from them costs less than `subarray`). No `header` view: the verifier
+ * rebuilds the checksummed header bytes from the fields.
  */
-function frameAt(buf: Uint8Array, offset: number, length: number): Frame {
-  const bodyStart = offset + HEADER_SIZE;
+function frameAt(
+  buf: Uint8Array,
+  offset: number,
+  length: number,
+  buffer: ArrayBufferLike,
+  base: number,
+): Frame {
   return {
     type: buf[offset + 4],
     flags: buf[offset + 3],
     seq: u32(buf, offset + 9),
-    body: buf.subarray(bodyStart, bodyStart + length),
+    body: new Uint8Array(buffer, base + offset + HEADER_SIZE, length),
     checksum: u32(buf, offset + 13),
   };
 }
 
 /**
- * The synchronous deframing state machine behind {@linkcode DeframerStream},
+ * The synchronous deframing state machine behind {@linkcode DeframerStage},
  * for callers that run their own read loop.
  *
  * Frames that lie wholly inside one pushed chunk are views into it (no copy);
@@ -129,6 +157,30 @@ function frameAt(buf: Uint8Array, offset: number, length: number): Frame {
  * deframer.push(ping.subarray(9), frames);
  * assert.equal(frames[0].seq, 5);
  * ```
+ *
+ * @example Lower the limit after the handshake, within one read
+ * ```ts
+ * import { Deframer, encodeFrames, type Frame, FrameType } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = encodeFrames([
+ *   { type: FrameType.HELLO, flags: 0, seq: 0, body: new TextEncoder().encode("{}") },
+ *   { type: FrameType.DATA, flags: 0, seq: 1, body: new Uint8Array(100) },
+ * ]);
+ * const deframer = new Deframer();
+ * const seen: number[] = [];
+ * assert.throws(
+ *   () =>
+ *     deframer.push(bytes, {
+ *       push(frame: Frame) {
+ *         seen.push(frame.type);
+ *         if (frame.type === FrameType.HELLO) deframer.maxFrame = 64; // negotiated
+ *       },
+ *     }),
+ *   { codeName: "resource_exhausted" },
+ * );
+ * assert.deepEqual(seen, [FrameType.HELLO]);
+ * ```
  */
 export class Deframer {
   #maxFrame: number;
@@ -145,9 +197,10 @@ export class Deframer {
    * Creates a deframer.
    *
    * @param options Limits.
+   * @throws {StreamwireError} `invalid_argument` for a `maxFrame` that is not a non-negative integer.
    */
   constructor(options: DeframerOptions = {}) {
-    this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    this.#maxFrame = byteLimit("maxFrame", options.maxFrame ?? DEFAULT_MAX_FRAME);
   }
 
   /** Bytes held from an incomplete frame. */
@@ -156,32 +209,59 @@ export class Deframer {
   }
 
   /**
-   * Feeds bytes and appends every completed frame to `out`.
+   * Largest accepted body length in bytes (see {@linkcode DeframerOptions.maxFrame}).
+   * Setting it takes effect from the next header checked, even within the
+   * chunk being pushed: a consumer that negotiates a smaller limit on one
+   * frame has the very next frame checked against it.
+   *
+   * @throws {StreamwireError} `invalid_argument` when set to anything but a non-negative integer.
+   */
+  get maxFrame(): number {
+    return this.#maxFrame;
+  }
+
+  set maxFrame(value: number) {
+    this.#maxFrame = byteLimit("maxFrame", value);
+  }
+
+  /**
+   * Feeds bytes and hands each completed frame to `out`, synchronously and
+   * as soon as its header and body are complete: before the header of the
+   * next frame in the same chunk is validated.
    *
    * The caller must not modify `chunk` afterwards: frames are views into it.
+   * If `out.push` throws, the error propagates and the rest of the chunk is
+   * dropped: the byte stream is then unusable, as after a bad header.
    *
    * @param chunk Bytes as read, of any size.
-   * @param out Receives the completed frames.
-   * @throws {StreamwireError} On an invalid header; the byte stream is then unusable.
+   * @param out Receives the completed frames: an array, or any `{ push(frame) }`.
+   * @throws {StreamwireError} On an invalid header; the frames before it were
+   *   already handed to `out`, and the byte stream is unusable.
    */
-  push(chunk: Uint8Array, out: Frame[]): void {
+  push(chunk: Uint8Array, out: FrameSink): void {
     let offset = 0;
     const n = chunk.length;
     if (this.#partBytes > 0) {
       offset = this.#continue(chunk, out);
       if (offset < 0) return;
     }
-    const maxFrame = this.#maxFrame;
-    while (n - offset >= HEADER_SIZE) {
-      const length = checkHeader(chunk, offset, maxFrame);
+    if (n - offset < HEADER_SIZE) {
+      if (offset < n) this.#keep(chunk.subarray(offset));
+      return;
+    }
+    const buffer = chunk.buffer;
+    const base = chunk.byteOffset;
+    do {
+      // Read on every header: `out.push` may have changed it.
+      const length = checkHeader(chunk, offset, this.#maxFrame);
       const end = offset + HEADER_SIZE + length;
       if (end > n) {
         this.#need = HEADER_SIZE + length;
         break;
       }
-      out.push(frameAt(chunk, offset, length));
+      out.push(frameAt(chunk, offset, length, buffer, base));
       offset = end;
-    }
+    } while (n - offset >= HEADER_SIZE);
     if (offset < n) this.#keep(chunk.subarray(offset));
   }
 
@@ -213,7 +293,7 @@ export class Deframer {
    * Completes the pending frame from `chunk`; returns where the rest of the
    * chunk starts, or -1 if the chunk was consumed without completing it.
    */
-  #continue(chunk: Uint8Array, out: Frame[]): number {
+  #continue(chunk: Uint8Array, out: FrameSink): number {
     if (this.#need === 0) {
       // The header itself is split: gather its 17 bytes first.
       const missing = HEADER_SIZE - this.#partBytes;
@@ -230,23 +310,25 @@ export class Deframer {
       header.set(chunk.subarray(0, missing), at);
       this.#need = HEADER_SIZE + checkHeader(header, 0, this.#maxFrame);
     }
-    const missing = this.#need - this.#partBytes;
+    const need = this.#need;
+    const missing = need - this.#partBytes;
     if (chunk.length < missing) {
       this.#keep(chunk);
       return -1;
     }
-    const frame = new Uint8Array(this.#need);
+    const frame = new Uint8Array(need);
     let at = 0;
     for (const part of this.#parts) {
       frame.set(part, at);
       at += part.length;
     }
     frame.set(chunk.subarray(0, missing), at);
-    out.push(frameAt(frame, 0, this.#need - HEADER_SIZE));
+    // Reset before handing the frame over: `out.push` may push again.
     this.#parts = [];
     this.#partBytes = 0;
     this.#need = 0;
     this.#tail = undefined;
+    out.push(frameAt(frame, 0, need - HEADER_SIZE, frame.buffer, 0));
     return missing;
   }
 
@@ -266,12 +348,133 @@ export class Deframer {
   }
 }
 
+/** A {@linkcode FrameSink} that enqueues into a stage's controller. */
+class Enqueue {
+  controller: TransformStreamDefaultController<Frame> | undefined;
+
+  push(frame: Frame): void {
+    this.controller!.enqueue(frame);
+  }
+}
+
 /**
- * Splits a byte stream into frames, for any split or coalescing of reads.
+ * Bytes to frames as a WHATWG `Transformer`: for `new TransformStream(stage)`,
+ * for {@linkcode composeStages}, or for a read loop that calls `transform`
+ * itself. Each frame is enqueued as soon as it is complete, so a later stage
+ * composed after this one sees (and may lower {@linkcode DeframerStage.maxFrame}
+ * on) a frame before the next header of the same chunk is checked.
  *
- * Each output chunk is the array of all frames completed by one input chunk,
- * so later stages pay their per-chunk cost once per read, not once per frame.
  * Headers are validated before any body byte is buffered (PROTOCOL.md 1.3).
+ *
+ * @example Deframe in a loop
+ * ```ts
+ * import { DeframerStage, encodeFrames, type Frame, FrameType } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = encodeFrames([
+ *   { type: FrameType.END, flags: 0, seq: 1, body: new Uint8Array(0) },
+ *   { type: FrameType.END, flags: 0, seq: 3, body: new Uint8Array(0) },
+ * ]);
+ * const stage = new DeframerStage();
+ * const frames: Frame[] = [];
+ * const controller = {
+ *   enqueue: (f: Frame) => void frames.push(f),
+ * } as TransformStreamDefaultController<Frame>;
+ * stage.transform(bytes.subarray(0, 20), controller);
+ * stage.transform(bytes.subarray(20), controller);
+ * stage.flush();
+ * assert.deepEqual(frames.map((f) => f.seq), [1, 3]);
+ * ```
+ */
+export class DeframerStage implements Transformer<Uint8Array, Frame> {
+  #deframer: Deframer;
+  #sink = new Enqueue();
+
+  /**
+   * Creates the stage.
+   *
+   * @param options Limits.
+   * @throws {StreamwireError} `invalid_argument` for a `maxFrame` that is not a non-negative integer.
+   */
+  constructor(options: DeframerOptions = {}) {
+    this.#deframer = new Deframer(options);
+  }
+
+  /**
+   * Largest accepted body length in bytes; setting it takes effect from the
+   * next header checked (see {@linkcode Deframer.maxFrame}).
+   */
+  get maxFrame(): number {
+    return this.#deframer.maxFrame;
+  }
+
+  set maxFrame(value: number) {
+    this.#deframer.maxFrame = value;
+  }
+
+  /** Bytes held from an incomplete frame. */
+  get buffered(): number {
+    return this.#deframer.buffered;
+  }
+
+  /**
+   * Deframes a chunk, enqueueing each completed frame.
+   *
+   * @param chunk Bytes as read; frames are views into it, so it must not change afterwards.
+   * @param controller Receives the frames.
+   * @throws {StreamwireError} On an invalid header, after the frames before it were enqueued.
+   */
+  transform(chunk: Uint8Array, controller: TransformStreamDefaultController<Frame>): void {
+    const sink = this.#sink;
+    sink.controller = controller;
+    this.#deframer.push(chunk, sink);
+  }
+
+  /**
+   * Checks that the byte stream ended on a frame boundary.
+   *
+   * @throws {StreamwireError} `invalid_argument` if a frame was cut off.
+   */
+  flush(): void {
+    this.#deframer.end();
+  }
+
+  /**
+   * Direct input for {@linkcode composeStages}: a controller that runs this
+   * stage on each chunk enqueued into it.
+   *
+   * @param next Receives the stage's output.
+   * @returns The controller to enqueue input into.
+   */
+  [CONNECT](
+    next: TransformStreamDefaultController<Frame>,
+  ): TransformStreamDefaultController<Uint8Array> {
+    return new DeframerInput(next, this.#deframer);
+  }
+}
+
+class DeframerInput extends StageInput<Uint8Array, Frame> implements FrameSink {
+  #deframer: Deframer;
+
+  constructor(next: TransformStreamDefaultController<Frame>, deframer: Deframer) {
+    super(next);
+    this.#deframer = deframer;
+  }
+
+  enqueue(chunk: Uint8Array): void {
+    this.#deframer.push(chunk, this);
+  }
+
+  push(frame: Frame): void {
+    this.next.enqueue(frame);
+  }
+}
+
+/**
+ * Splits a byte stream into frames, one frame per output chunk, for any split
+ * or coalescing of reads. Headers are validated before any body byte is
+ * buffered (PROTOCOL.md 1.3); after a bad header, the frames before it can
+ * still be read, then the stream errors.
  *
  * @example Usage
  * ```ts
@@ -283,38 +486,36 @@ export class Deframer {
  *   { type: FrameType.PING, flags: 0, seq: 2, body: new Uint8Array(8) },
  * ]);
  * const oneByteReads = Array.from(bytes, (b) => Uint8Array.of(b));
- * const batches = await Array.fromAsync(
+ * const frames = await Array.fromAsync(
  *   ReadableStream.from(oneByteReads).pipeThrough(new DeframerStream()),
  * );
- * assert.deepEqual(batches.flat().map((f) => f.seq), [1, 2]);
+ * assert.deepEqual(frames.map((f) => f.seq), [1, 2]);
  * ```
  */
-export class DeframerStream extends TransformStream<Uint8Array, Frame[]> {
+export class DeframerStream extends StageStream<Uint8Array, Frame> {
+  #stage: DeframerStage;
+
   /**
    * Creates the stream.
    *
    * @param options Limits.
+   * @throws {StreamwireError} `invalid_argument` for a `maxFrame` that is not a non-negative integer.
    */
   constructor(options: DeframerOptions = {}) {
-    const deframer = new Deframer(options);
-    super({
-      transform(chunk, controller) {
-        const frames: Frame[] = [];
-        try {
-          deframer.push(chunk, frames);
-        } catch (error) {
-          if (frames.length === 0) throw error;
-          // Erroring a stream drops what it still holds: hand the frames
-          // that came before the bad header to a reader that keeps up, and
-          // fail one macrotask later.
-          controller.enqueue(frames);
-          return new Promise((_, reject) => setTimeout(() => reject(error), 0));
-        }
-        if (frames.length > 0) controller.enqueue(frames);
-      },
-      flush() {
-        deframer.end();
-      },
-    });
+    const stage = new DeframerStage(options);
+    super(stage);
+    this.#stage = stage;
+  }
+
+  /**
+   * Largest accepted body length in bytes; setting it takes effect from the
+   * next header checked (see {@linkcode Deframer.maxFrame}).
+   */
+  get maxFrame(): number {
+    return this.#stage.maxFrame;
+  }
+
+  set maxFrame(value: number) {
+    this.#stage.maxFrame = value;
   }
 }

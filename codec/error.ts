@@ -64,32 +64,46 @@ export class StreamwireError extends Error {
   }
 
   /**
-   * Turns anything thrown into a `StreamwireError`, keeping its code if it has
-   * one and mapping everything else to `unknown` with its message.
+   * Turns anything thrown into a `StreamwireError`. A `StreamwireError` is
+   * returned as is; anything else becomes `unknown` (code 2) with its
+   * message, and keeps the original as `cause`. A foreign error's own
+   * numeric `code` is never taken as a status: an HTTP library's `500`, a
+   * `DOMException`'s legacy code `8` or a system error number mean something
+   * else, and the caller decides what reaches the peer.
    *
    * @param error A thrown value.
    * @returns `error` itself when it is a `StreamwireError`, else a wrapper.
    *
-   * @example Usage
+   * @example Foreign errors become `unknown`, whatever their own code
    * ```ts
-   * import { StreamwireError } from "@streamwire/streamwire/codec";
+   * import { Status, StreamwireError } from "@streamwire/streamwire/codec";
    * import assert from "node:assert/strict";
    *
    * const err = StreamwireError.from(new TypeError("boom"));
    * assert.equal(err.codeName, "unknown");
    * assert.equal(err.message, "boom");
+   *
+   * const http = Object.assign(new Error("upstream failed"), { code: 5 });
+   * assert.equal(StreamwireError.from(http).code, Status.UNKNOWN);
+   * assert.equal(StreamwireError.from(http).cause, http);
+   *
+   * const own = new StreamwireError(Status.NOT_FOUND, "No user 'ada'");
+   * assert.equal(StreamwireError.from(own), own);
    * ```
    */
   static from(error: unknown): StreamwireError {
     if (error instanceof StreamwireError) return error;
-    if (error instanceof Error) {
-      const code = (error as { code?: unknown }).code;
-      return new StreamwireError(
-        typeof code === "number" && code > 0 && code <= 16 ? code : Status.UNKNOWN,
-        error.message,
-        { cause: error },
-      );
-    }
-    return new StreamwireError(Status.UNKNOWN, String(error));
+    return new StreamwireError(Status.UNKNOWN, describe(error), { cause: error });
+  }
+}
+
+/** The message of a thrown value, never throwing itself. */
+function describe(error: unknown): string {
+  if (error instanceof Error) return String(error.message);
+  try {
+    return String(error);
+  } catch {
+    // Objects without a prototype, or with a throwing toString.
+    return Object.prototype.toString.call(error);
   }
 }

@@ -7,10 +7,11 @@
 /**
  * One frame of PROTOCOL.md 1: the header fields and the body as bytes.
  *
- * Frames produced by {@linkcode DeframerStream} keep `checksum` so that
- * {@linkcode ChecksumStream} can verify them; `body` is then a view into the
- * read buffer (never a copy) with the frame's 17 header bytes right before it,
- * which the verifier reads in place rather than through a view per frame.
+ * Frames produced by {@linkcode Deframer} keep `checksum` so that
+ * {@linkcode verifyChecksum} can check them; `body` is then a view into the
+ * read buffer (never a copy). The verifier rebuilds the checksummed header
+ * bytes from `flags`, `type`, the body length and `seq`, so a received frame
+ * carries no header view.
  */
 export interface Frame {
   /** Frame type (PROTOCOL.md 2). */
@@ -22,14 +23,14 @@ export interface Frame {
   /** Extension block (if flags has EXT) followed by the payload. */
   body: Uint8Array;
   /**
-   * The CRC-32 field of a received frame. Without `header`, the 17 header
-   * bytes must lie right before `body` in `body.buffer`, as the Deframer
-   * leaves them.
+   * The CRC-32 field of a received frame. Without `header`, the checksummed
+   * header bytes are rebuilt from the other fields (magic and version being
+   * those of v1).
    */
   checksum?: number;
   /**
-   * The 17 header bytes of a received frame, for frames whose header does
-   * not lie right before `body`; the Deframer leaves it out.
+   * The 17 header bytes of a received frame, checked as they are instead of
+   * rebuilt from the fields; the Deframer leaves it out.
    */
   header?: Uint8Array;
 }

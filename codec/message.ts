@@ -13,6 +13,7 @@ import { ExtKey, Flag, FrameType, MAX_PING_PAYLOAD, Status } from "./constants.t
 import { StreamwireError } from "./error.ts";
 import type { Frame } from "./frame.ts";
 import { utf8Decode, utf8EncodeInto, utf8Length } from "./_bytes.ts";
+import { strLength } from "./_length_cache.ts";
 
 /** The extension block of PROTOCOL.md 1.2, decoded. */
 export interface Extensions {
@@ -108,8 +109,16 @@ export interface ValueMessage extends MessageBase {
 export interface BatchMessage extends MessageBase {
   /** Frame type. */
   type: typeof FrameType.BATCH;
-  /** The calls, in request order. */
+  /** The calls, in request order; empty when {@linkcode BatchMessage.declared} is set. */
   entries: CallEntry[];
+  /**
+   * Set by the decoder only when the frame declared more entries than its
+   * `maxBatchEntries` allowed: the declared count. The entries were then
+   * checked but not built, and `entries` is empty, so that the receiver can
+   * refuse the batch with `resource_exhausted` from the count alone. Such a
+   * message cannot be encoded again.
+   */
+  declared?: number;
 }
 
 /** BATCH_RESULT: one result per BATCH entry, in request order. */
@@ -286,22 +295,28 @@ export function splitBody(
 
 /**
  * Checks the call entry at `o` (PROTOCOL.md 2.1) and returns where it ends;
- * {@linkcode entryMethod} and {@linkcode entryParams} then read it.
+ * {@linkcode entryMethod} and {@linkcode entryParams} then read it. `entry`
+ * is the index within a BATCH, or -1 for the single entry of a call; the
+ * error text is only built on failure.
  */
-function callEntryEnd(p: Uint8Array, o: number, what: string): number {
-  if (p.length - o < 2) throw malformed(`${what}: methodLen overruns the payload`);
+function callEntryEnd(p: Uint8Array, o: number, entry: number): number {
+  if (p.length - o < 2) throw badEntry(entry, "methodLen overruns the payload");
   const methodLen = u16(p, o);
-  if (methodLen === 0) throw malformed(`${what}: method name is empty`);
+  if (methodLen === 0) throw badEntry(entry, "method name is empty");
   const paramsAt = o + 2 + methodLen;
   if (paramsAt + 4 > p.length) {
-    throw malformed(`${what}: method of '${methodLen}' bytes overruns the payload`);
+    throw badEntry(entry, `method of '${methodLen}' bytes overruns the payload`);
   }
   const paramsLen = u32(p, paramsAt);
   const end = paramsAt + 4 + paramsLen;
   if (end > p.length) {
-    throw malformed(`${what}: params of '${paramsLen}' bytes overrun the payload`);
+    throw badEntry(entry, `params of '${paramsLen}' bytes overrun the payload`);
   }
   return end;
+}
+
+function badEntry(entry: number, what: string): StreamwireError {
+  return malformed(`${entry < 0 ? "Call entry" : `BATCH entry ${entry}`}: ${what}`);
 }
 
 /** The method of the (checked) call entry at `o`. */
@@ -362,10 +377,25 @@ function countAt(p: Uint8Array, minEntry: number, what: string): number {
   return count;
 }
 
+/** Options of {@linkcode decodeMessage}. */
+export interface DecodeMessageOptions {
+  /**
+   * Most BATCH entries built. A BATCH declaring more is decoded without its
+   * entries: `entries` is empty and `declared` holds the count. A 16 MiB
+   * frame can declare over two million entries of 7 bytes each, hundreds of
+   * megabytes as objects; past this limit none of them is allocated. Without
+   * it, every entry the payload holds is built.
+   *
+   * @default {Infinity}
+   */
+  maxBatchEntries?: number;
+}
+
 /**
  * Decodes an (uncompressed) frame into a typed message.
  *
  * @param frame A frame whose compression bits are 0.
+ * @param options Bound on the BATCH entries built.
  * @returns The message; byte fields are views into `frame.body`.
  * @throws {StreamwireError} `invalid_argument` for a malformed body.
  *
@@ -384,8 +414,19 @@ function countAt(p: Uint8Array, minEntry: number, what: string): number {
  * assert.equal(message.type, FrameType.REQUEST);
  * assert.equal(message.type === FrameType.REQUEST && message.method, "add");
  * ```
+ *
+ * @example A BATCH over the limit is decoded from its count alone
+ * ```ts
+ * import { decodeMessage, encodeMessage, FrameType } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const entries = Array.from({ length: 3 }, () => ({ method: "m", params: new Uint8Array(0) }));
+ * const frame = encodeMessage({ type: FrameType.BATCH, seq: 1, entries });
+ * const message = decodeMessage(frame, { maxBatchEntries: 2 });
+ * assert.deepEqual(message, { type: FrameType.BATCH, seq: 1, entries: [], declared: 3 });
+ * ```
  */
-export function decodeMessage(frame: Frame): Message {
+export function decodeMessage(frame: Frame, options?: DecodeMessageOptions): Message {
   const { type, seq, flags } = frame;
   if (flags & Flag.COMPRESSION_MASK) {
     throw new StreamwireError(
@@ -406,7 +447,7 @@ export function decodeMessage(frame: Frame): Message {
     case FrameType.NOTIFY:
     case FrameType.BROADCAST:
     case FrameType.OPEN: {
-      const end = callEntryEnd(p, 0, "Call entry");
+      const end = callEntryEnd(p, 0, -1);
       if (end !== p.length) {
         throw malformed(`Call entry leaves '${p.length - end}' trailing bytes`);
       }
@@ -419,10 +460,19 @@ export function decodeMessage(frame: Frame): Message {
       break;
     case FrameType.BATCH: {
       const count = countAt(p, 6, "BATCH");
+      const max = options?.maxBatchEntries;
+      if (max !== undefined && count > max) {
+        // Checked entry by entry, nothing built: the count is what the receiver refuses.
+        let o = 4;
+        for (let i = 0; i < count; i++) o = callEntryEnd(p, o, i);
+        if (o !== p.length) throw malformed(`BATCH leaves '${p.length - o}' trailing bytes`);
+        message = { type, seq, entries: [], declared: count };
+        break;
+      }
       const entries: CallEntry[] = new Array(count);
       let o = 4;
       for (let i = 0; i < count; i++) {
-        const end = callEntryEnd(p, o, `BATCH entry ${i}`);
+        const end = callEntryEnd(p, o, i);
         entries[i] = { method: entryMethod(p, o), params: entryParams(p, o, end) };
         o = end;
       }
@@ -502,23 +552,13 @@ export function decodeMessage(frame: Frame): Message {
 // ---------------------------------------------------------------------------
 // Encoding
 
-const ASCII_CACHE_LIMIT = 1024;
-/** Method names repeat: their UTF-8 lengths are cached (bounded). */
-const lengthCache = new Map<string, number>();
-
-function strLength(s: string): number {
-  let n = lengthCache.get(s);
-  if (n === undefined) {
-    n = utf8Length(s);
-    if (lengthCache.size < ASCII_CACHE_LIMIT) lengthCache.set(s, n);
-  }
-  return n;
-}
+// Method and metadata names repeat: their UTF-8 lengths come from a bounded
+// cache (_length_cache.ts). Trace context differs on every call: not cached.
 
 function extSize(ext: Extensions): number {
   let n = 2;
-  if (ext.traceparent !== undefined) n += 3 + strLength(ext.traceparent);
-  if (ext.tracestate !== undefined) n += 3 + strLength(ext.tracestate);
+  if (ext.traceparent !== undefined) n += 3 + utf8Length(ext.traceparent);
+  if (ext.tracestate !== undefined) n += 3 + utf8Length(ext.tracestate);
   if (ext.timeoutMs !== undefined) n += 7;
   if (ext.metadata) {
     for (const [name, value] of ext.metadata) n += 4 + strLength(name) + utf8Length(value);
@@ -556,6 +596,11 @@ export function encodedBodySize(message: Message): number {
     case FrameType.DATA:
       return base + message.data.length;
     case FrameType.BATCH: {
+      if (message.declared !== undefined && message.declared !== message.entries.length) {
+        throw invalid(
+          `BATCH declared '${message.declared}' entries but holds '${message.entries.length}'`,
+        );
+      }
       let n = base + 4;
       for (const e of message.entries) n += 6 + strLength(e.method) + e.params.length;
       return n;

@@ -1,11 +1,14 @@
 /**
- * The wire codec of protocol v1 as composable WHATWG streams: bytes to
- * frames ({@linkcode DeframerStream}), checksum verification
- * ({@linkcode ChecksumStream}), bounded decompression
- * ({@linkcode DecompressorStream}) and typed messages
- * ({@linkcode MessageDecoderStream}), and the way back. Every stage passes
- * batches (all frames of one read), and {@linkcode createDecodeChain} /
- * {@linkcode createEncodeChain} compose them from options.
+ * The wire codec of protocol v1 as WHATWG `Transformer` stages, one frame or
+ * message per chunk: bytes to frames ({@linkcode DeframerStage}), checksum
+ * verification ({@linkcode ChecksumStage}), bounded decompression
+ * ({@linkcode DecompressorStage}) and typed messages
+ * ({@linkcode MessageDecoderStage}), and the way back. Each stage is also a
+ * stream ({@linkcode DeframerStream} and so on); {@linkcode composeStages}
+ * joins stages into one transformer, {@linkcode createDecodeStage} /
+ * {@linkcode createEncodeStage} compose the whole chains from options, and
+ * {@linkcode createDecodeChain} / {@linkcode createEncodeChain} make one
+ * stream of them that passes a batch per read or write.
  *
  * This layer knows no sockets.
  *

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { CONNECT, isConnectable } from "./_stage_input.ts";
+
 /**
  * A stage of a chain: a standard WHATWG `Transformer`. Its `transform` may
  * enqueue any number of chunks and may return a promise; later chunks then
@@ -13,20 +15,50 @@
  */
 export type Stage<I, O> = Transformer<I, O>;
 
-/** The controller a composed stage hands each inner stage: it feeds the next one. */
+type TransformFn<I, O> = (
+  this: Stage<I, O>,
+  chunk: I,
+  controller: TransformStreamDefaultController<O>,
+) => void | PromiseLike<void>;
+
+/** The controller the last stage of a composed stage enqueues into: the composed stage's own. */
+class Outlet<T> implements TransformStreamDefaultController<T> {
+  outer: TransformStreamDefaultController<T> | undefined;
+
+  get desiredSize(): number | null {
+    return this.outer?.desiredSize ?? 1;
+  }
+
+  enqueue(chunk: T): void {
+    this.outer!.enqueue(chunk);
+  }
+
+  error(reason?: unknown): void {
+    throw reason;
+  }
+
+  terminate(): void {
+    this.outer?.terminate();
+  }
+}
+
+/** The controller a composed stage hands an inner stage: it runs the next one. */
 class Link<T> implements TransformStreamDefaultController<T> {
-  /** The next stage, or undefined for the last link, which feeds `outer`. */
-  #next: Stage<T, unknown> | undefined;
-  #nextController: TransformStreamDefaultController<unknown> | undefined;
+  /** The next stage. */
+  #next: Stage<T, unknown>;
+  /**
+   * The next stage's `transform`, read once as a `TransformStream` does:
+   * reading it per chunk from stages of many classes is a megamorphic load.
+   */
+  #transform: TransformFn<T, unknown> | undefined;
+  #nextController: TransformStreamDefaultController<unknown>;
   outer: TransformStreamDefaultController<unknown> | undefined;
   /** Work of the next stage still running for earlier chunks. */
   tail: Promise<void> | undefined;
 
-  constructor(
-    next?: Stage<T, unknown>,
-    nextController?: TransformStreamDefaultController<unknown>,
-  ) {
+  constructor(next: Stage<T, unknown>, nextController: TransformStreamDefaultController<unknown>) {
     this.#next = next;
+    this.#transform = next.transform;
     this.#nextController = nextController;
   }
 
@@ -35,12 +67,7 @@ class Link<T> implements TransformStreamDefaultController<T> {
   }
 
   enqueue(chunk: T): void {
-    const next = this.#next;
-    if (next === undefined) {
-      this.outer!.enqueue(chunk);
-      return;
-    }
-    const transform = next.transform;
+    const transform = this.#transform;
     if (transform === undefined) {
       // A stage without transform passes chunks through (WHATWG default).
       (this.#nextController as TransformStreamDefaultController<T>).enqueue(chunk);
@@ -48,11 +75,12 @@ class Link<T> implements TransformStreamDefaultController<T> {
     }
     if (this.tail !== undefined) {
       // An earlier chunk is still in an asynchronous stage: queue behind it.
-      const controller = this.#nextController!;
+      const next = this.#next;
+      const controller = this.#nextController;
       this.#wait(this.tail.then(() => transform.call(next, chunk, controller)));
       return;
     }
-    const result = transform.call(next, chunk, this.#nextController!);
+    const result = transform.call(this.#next, chunk, this.#nextController);
     if (result !== undefined) this.#wait(Promise.resolve(result));
   }
 
@@ -73,7 +101,7 @@ class Link<T> implements TransformStreamDefaultController<T> {
   }
 }
 
-/** Runs `fn` on each link in order, waiting where a stage is asynchronous. */
+/** Waits for the links' asynchronous work, in order; undefined if there is none. */
 function settleTails(links: Link<unknown>[]): Promise<void> | undefined {
   for (let i = 0; i < links.length; i++) {
     const tail = links[i].tail;
@@ -98,6 +126,10 @@ function settleTails(links: Link<unknown>[]): Promise<void> | undefined {
  * that throws, or calls `controller.error`, fails the composed call after
  * the chunks before it were passed on. `flush` runs each stage's flush in
  * order, so what one flushes goes through the rest.
+ *
+ * The codec's own stages take their input through a controller of their
+ * own class, so the calls between them are ones the JavaScript engine can
+ * inline.
  *
  * @param stages The stages, first to last.
  * @returns One stage doing the work of all of them.
@@ -131,39 +163,50 @@ export function composeStages<I, O>(
     return { transform: (chunk, controller) => controller.enqueue(chunk as unknown as O) };
   }
   if (stages.length === 1) return stages[0];
-  // links[i] is the controller stage i enqueues into.
-  const links: Link<unknown>[] = new Array(stages.length);
-  links[stages.length - 1] = new Link<unknown>();
-  for (let i = stages.length - 2; i >= 0; i--) {
-    links[i] = new Link<unknown>(stages[i + 1], links[i + 1]);
+  const n = stages.length;
+  // controllers[i] is the controller stage i enqueues into: the direct input
+  // of stage i + 1 if it has one, else a Link that runs it; the last one
+  // feeds the composed stage's own controller.
+  const controllers: TransformStreamDefaultController<unknown>[] = new Array(n);
+  const outlet = new Outlet<unknown>();
+  const links: Link<unknown>[] = [];
+  controllers[n - 1] = outlet;
+  for (let i = n - 1; i >= 1; i--) {
+    const stage = stages[i];
+    if (isConnectable<unknown, unknown>(stage)) controllers[i - 1] = stage[CONNECT](controllers[i]);
+    else {
+      const link = new Link<unknown>(stage, controllers[i]);
+      links.unshift(link);
+      controllers[i - 1] = link;
+    }
   }
-  const last = links[stages.length - 1];
   const first = stages[0];
   const setOuter = (controller: TransformStreamDefaultController<O>) => {
     const outer = controller as TransformStreamDefaultController<unknown>;
-    if (last.outer === outer) return;
+    if (outlet.outer === outer) return;
+    outlet.outer = outer;
     for (let i = 0; i < links.length; i++) links[i].outer = outer;
   };
   return {
     start(controller) {
       setOuter(controller);
       let chain: Promise<unknown> | undefined;
-      for (let i = 0; i < stages.length; i++) {
+      for (let i = 0; i < n; i++) {
         const start = stages[i].start;
         if (start === undefined) continue;
-        const link = links[i];
+        const into = controllers[i];
         chain = chain === undefined
-          ? toPromise(start.call(stages[i], link))
-          : chain.then(() => start.call(stages[i], link));
+          ? toPromise(start.call(stages[i], into))
+          : chain.then(() => start.call(stages[i], into));
       }
       return chain;
     },
     transform(chunk, controller) {
       setOuter(controller);
       const transform = first.transform;
-      if (transform === undefined) links[0].enqueue(chunk);
+      if (transform === undefined) controllers[0].enqueue(chunk);
       else {
-        const result = transform.call(first, chunk, links[0]);
+        const result = transform.call(first, chunk, controllers[0]);
         if (result !== undefined) {
           return Promise.resolve(result).then(() => settleTails(links));
         }
@@ -173,12 +216,12 @@ export function composeStages<I, O>(
     flush(controller) {
       setOuter(controller);
       const step = (i: number): Promise<void> | undefined => {
-        for (; i < stages.length; i++) {
+        for (; i < n; i++) {
           const pending = settleTails(links);
           if (pending !== undefined) return pending.then(() => step(i));
           const flush = stages[i].flush;
           if (flush === undefined) continue;
-          const result = flush.call(stages[i], links[i]);
+          const result = flush.call(stages[i], controllers[i]);
           if (result !== undefined) {
             const at = i + 1;
             return Promise.resolve(result).then(() => step(at));

@@ -2,12 +2,16 @@ import assert from "node:assert/strict";
 import v8 from "node:v8";
 import vm from "node:vm";
 import {
+  createDecodeStage,
   Deframer,
+  DeframerStage,
   DeframerStream,
   encodeFrames,
+  encodeMessages,
   type Frame,
   FrameType,
   HEADER_SIZE,
+  type Message,
   Status,
   StreamwireError,
 } from "../../codec/mod.ts";
@@ -22,7 +26,7 @@ const FRAMES: Frame[] = [
 ];
 const BYTES = encodeFrames(FRAMES);
 
-function deframe(chunks: Iterable<Uint8Array>, maxFrame?: number): Promise<Frame[][]> {
+function deframe(chunks: Iterable<Uint8Array>, maxFrame?: number): Promise<Frame[]> {
   return Array.fromAsync(
     ReadableStream.from(chunks).pipeThrough(new DeframerStream({ maxFrame })),
   );
@@ -84,8 +88,8 @@ const gc: () => void = (() => {
 
 Deno.test("DeframerStream splits frames across reads at every byte boundary", async () => {
   for (let at = 1; at < BYTES.length; at++) {
-    const batches = await deframe(cut(BYTES, at));
-    assert.deepEqual(fields(batches.flat()), FRAMES, `cut at ${at}`);
+    const frames = await deframe(cut(BYTES, at));
+    assert.deepEqual(fields(frames), FRAMES, `cut at ${at}`);
   }
 });
 
@@ -93,63 +97,64 @@ Deno.test("DeframerStream splits frames across reads at every pair of boundaries
   const bytes = BYTES.subarray(0, 2 * HEADER_SIZE + 3); // the first two frames
   for (let a = 1; a < bytes.length; a++) {
     for (let b = a; b < bytes.length; b++) {
-      const batches = await deframe(cut(bytes, a, b));
-      assert.deepEqual(fields(batches.flat()), FRAMES.slice(0, 2), `cut at ${a} and ${b}`);
+      const frames = await deframe(cut(bytes, a, b));
+      assert.deepEqual(fields(frames), FRAMES.slice(0, 2), `cut at ${a} and ${b}`);
     }
   }
 });
 
 Deno.test("DeframerStream reassembles frames fed one byte at a time", async () => {
-  const batches = await deframe(Array.from(BYTES, (b) => Uint8Array.of(b)));
-  assert.deepEqual(fields(batches.flat()), FRAMES);
-  // Only the reads that complete a frame produce a batch.
-  assert.deepEqual(batches.map((batch) => batch.length), [1, 1, 1]);
+  const frames = await deframe(Array.from(BYTES, (b) => Uint8Array.of(b)));
+  assert.deepEqual(fields(frames), FRAMES);
 });
 
-Deno.test("DeframerStream emits many frames of one read as one batch", async () => {
+Deno.test("DeframerStream emits each frame of one read as a chunk of its own", async () => {
   const many = Array.from({ length: 1000 }, (_, i): Frame => ({
     type: FrameType.DATA,
     flags: 0,
     seq: i + 1,
     body: Uint8Array.of(i & 0xff, i >> 8),
   }));
-  const batches = await deframe([encodeFrames(many)]);
-  assert.equal(batches.length, 1);
-  assert.deepEqual(fields(batches[0]), many);
+  const frames = await deframe([encodeFrames(many)]);
+  assert.deepEqual(fields(frames), many);
 });
 
 Deno.test("DeframerStream reads a header split across chunks", async () => {
   const second = HEADER_SIZE + 3; // where the END frame's header starts
   for (let inHeader = 1; inHeader < HEADER_SIZE; inHeader++) {
-    const batches = await deframe(cut(BYTES, second + inHeader));
-    assert.deepEqual(fields(batches.flat()), FRAMES, `header cut after ${inHeader} bytes`);
+    const frames = await deframe(cut(BYTES, second + inHeader));
+    assert.deepEqual(fields(frames), FRAMES, `header cut after ${inHeader} bytes`);
   }
   // A header spread over three reads, the body in a fourth.
   const third = second + HEADER_SIZE;
-  const batches = await deframe(cut(BYTES, third + 2, third + 9, third + HEADER_SIZE));
-  assert.deepEqual(fields(batches.flat()), FRAMES);
+  const frames = await deframe(cut(BYTES, third + 2, third + 9, third + HEADER_SIZE));
+  assert.deepEqual(fields(frames), FRAMES);
 });
 
-Deno.test("DeframerStream emits one batch per read that completes frames", async () => {
+Deno.test("Deframer hands over exactly the frames each read completes", () => {
   const [ping, end, data] = FRAMES.map((f) => encodeFrames([f]));
   const chunks = [
     new Uint8Array([...ping, ...end]), // two whole frames
-    data.slice(0, 30), // part of DATA: no batch
-    data.slice(30, 40), // still no batch
+    data.slice(0, 30), // part of DATA: nothing
+    data.slice(30, 40), // still nothing
     new Uint8Array([...data.slice(40), ...ping, ...end]), // completes DATA, two more
   ];
-  const batches = await deframe(chunks);
-  assert.deepEqual(batches.map((batch) => batch.map((f) => f.seq)), [[1, 2], [3, 1, 2]]);
+  const deframer = new Deframer();
+  const perRead = chunks.map((chunk) => {
+    const frames: Frame[] = [];
+    deframer.push(chunk, frames);
+    return frames.map((f) => f.seq);
+  });
+  assert.deepEqual(perRead, [[1, 2], [], [], [3, 1, 2]]);
 });
 
 Deno.test("DeframerStream frames inside one read are views into it", async () => {
   const chunk = BYTES.slice();
-  const [batch] = await deframe([chunk]);
   let offset = 0;
-  for (const frame of batch) {
+  for (const frame of await deframe([chunk])) {
     assert.equal(frame.body.buffer, chunk.buffer);
     assert.equal(frame.body.byteOffset, offset + HEADER_SIZE);
-    // The header stays right before the body, where ChecksumStream reads it.
+    // A view of exactly the body: the header stays right before it.
     assert.deepEqual(
       new Uint8Array(chunk.buffer, frame.body.byteOffset - HEADER_SIZE, HEADER_SIZE),
       chunk.subarray(offset, offset + HEADER_SIZE),
@@ -158,7 +163,7 @@ Deno.test("DeframerStream frames inside one read are views into it", async () =>
   }
   // A frame split across reads is assembled into its own buffer, once.
   const split = cut(BYTES, HEADER_SIZE + 1);
-  const frames = (await deframe(split)).flat();
+  const frames = await deframe(split);
   assert.notEqual(frames[0].body.buffer, split[0].buffer);
   assert.equal(frames[1].body.buffer, split[1].buffer);
 });
@@ -243,7 +248,7 @@ Deno.test("Deframer does not allocate a body for a header declaring maxFrame", (
 Deno.test("DeframerStream accepts a body of exactly maxFrame bytes and refuses one more", async () => {
   const body = new Uint8Array(100);
   const frame = { type: FrameType.DATA, flags: 0, seq: 9, body };
-  const [[decoded]] = await deframe([encodeFrames([frame])], 100);
+  const [decoded] = await deframe([encodeFrames([frame])], 100);
   assert.equal(decoded.body.length, 100);
   await assert.rejects(
     deframe([encodeFrames([{ ...frame, body: new Uint8Array(101) }])], 100),
@@ -308,8 +313,137 @@ Deno.test("Deframer.push throws StreamwireError for a bad header", () => {
 Deno.test("DeframerStream delivers the frames before a bad header in the same read, then fails", async () => {
   const chunk = new Uint8Array([...BYTES, ...headerWith(0, 0xbe)]);
   const reader = openEnded([chunk]).pipeThrough(new DeframerStream()).getReader();
-  const first = await reader.read();
-  assert.equal(first.done, false);
-  assert.deepEqual(fields(first.value!), fields(FRAMES));
+  const read: Frame[] = [];
+  for (let i = 0; i < FRAMES.length; i++) {
+    const { done, value } = await reader.read();
+    assert.equal(done, false);
+    read.push(value!);
+  }
+  assert.deepEqual(fields(read), FRAMES);
   await assert.rejects(reader.read(), assertCode(Status.INVALID_ARGUMENT, /Bad magic '0xbefe'/));
+});
+
+Deno.test("Deframer hands each frame over before it validates the next header", () => {
+  const chunk = new Uint8Array([...BYTES, ...headerWith(4, 0x77)]);
+  const events: string[] = [];
+  assert.throws(
+    () => new Deframer().push(chunk, { push: (frame: Frame) => events.push(`frame ${frame.seq}`) }),
+    assertCode(Status.UNIMPLEMENTED, /Unknown frame type '0x77'/),
+  );
+  assert.deepEqual(events, ["frame 1", "frame 2", "frame 3"]);
+});
+
+/** A HELLO, then DATA frames of the given body sizes, all in one chunk. */
+function helloThen(...sizes: number[]): Uint8Array {
+  return encodeFrames([
+    { type: FrameType.HELLO, flags: 0, seq: 0, body: new TextEncoder().encode('{"maxFrame":64}') },
+    ...sizes.map((size, i) => ({
+      type: FrameType.DATA,
+      flags: 0,
+      seq: 2 * i + 1,
+      body: new Uint8Array(size),
+    })),
+  ]);
+}
+
+Deno.test("Deframer checks the next frame of the same chunk against a maxFrame lowered on HELLO", () => {
+  // The consumer handles HELLO inside the push callback and lowers the limit
+  // to the negotiated value: the very next header must be checked against it.
+  const deframer = new Deframer();
+  const seen: number[] = [];
+  const consumer = {
+    push(frame: Frame) {
+      seen.push(frame.body.length);
+      if (frame.type === FrameType.HELLO) deframer.maxFrame = 64;
+    },
+  };
+  assert.throws(
+    () => deframer.push(helloThen(64, 65, 10), consumer),
+    assertCode(Status.RESOURCE_EXHAUSTED, /Frame length '65' exceeds maxFrame '64'/),
+  );
+  assert.deepEqual(seen, [15, 64]);
+  assert.equal(deframer.maxFrame, 64);
+
+  // Without lowering, the same chunk passes whole.
+  const all: Frame[] = [];
+  new Deframer().push(helloThen(64, 65, 10), all);
+  assert.deepEqual(all.map((f) => f.body.length), [15, 64, 65, 10]);
+});
+
+Deno.test("Deframer applies a lowered maxFrame to a header completed by a later read", () => {
+  const deframer = new Deframer();
+  const bytes = helloThen(100);
+  const consumer = {
+    push(frame: Frame) {
+      if (frame.type === FrameType.HELLO) deframer.maxFrame = 64;
+    },
+  };
+  // The DATA header is cut: its check happens on the next push.
+  deframer.push(bytes.subarray(0, HEADER_SIZE + 15 + 5), consumer);
+  assert.throws(
+    () => deframer.push(bytes.subarray(HEADER_SIZE + 15 + 5), consumer),
+    assertCode(Status.RESOURCE_EXHAUSTED, /'100' exceeds maxFrame '64'/),
+  );
+});
+
+Deno.test("DeframerStage lowers maxFrame for the next frame of the chunk being transformed", () => {
+  const stage = new DeframerStage();
+  const seen: number[] = [];
+  const controller = {
+    enqueue(frame: Frame) {
+      seen.push(frame.seq);
+      if (frame.type === FrameType.HELLO) stage.maxFrame = 64;
+    },
+  } as TransformStreamDefaultController<Frame>;
+  assert.throws(() => stage.transform(helloThen(1, 65), controller), assertCode(8, /'65'/));
+  assert.deepEqual(seen, [0, 1]);
+});
+
+Deno.test("createDecodeStage lowers maxFrame for the next frame when a consumer handles HELLO", () => {
+  const bytes = encodeFrames(encodeMessages([
+    { type: FrameType.HELLO, seq: 0, hello: { maxFrame: 64 } },
+    { type: FrameType.DATA, seq: 1, data: new Uint8Array(64) },
+    { type: FrameType.DATA, seq: 3, data: new Uint8Array(65) },
+  ]));
+  const stage = createDecodeStage();
+  const seen: number[] = [];
+  const controller = {
+    enqueue(message: Message) {
+      seen.push(message.seq);
+      if (message.type === FrameType.HELLO) stage.maxFrame = message.hello.maxFrame as number;
+    },
+  } as TransformStreamDefaultController<Message>;
+  assert.throws(
+    () => stage.transform(bytes, controller),
+    assertCode(8, /'65' exceeds maxFrame '64'/),
+  );
+  assert.deepEqual(seen, [0, 1]);
+  assert.equal(stage.maxFrame, 64);
+});
+
+Deno.test("maxFrame refuses values that would disable the check", () => {
+  for (const bad of [-1, NaN, 1.5, Infinity]) {
+    assert.throws(() => new Deframer({ maxFrame: bad }), assertCode(Status.INVALID_ARGUMENT));
+    assert.throws(() => {
+      new Deframer().maxFrame = bad;
+    }, assertCode(Status.INVALID_ARGUMENT, /maxFrame '.*' is not a non-negative integer/));
+    assert.throws(() => {
+      new DeframerStream().maxFrame = bad;
+    }, assertCode(Status.INVALID_ARGUMENT));
+  }
+  const stream = new DeframerStream({ maxFrame: 10 });
+  stream.maxFrame = 20;
+  assert.equal(stream.maxFrame, 20);
+});
+
+Deno.test("DeframerStream applies a maxFrame set between reads", async () => {
+  const stream = new DeframerStream();
+  const writer = stream.writable.getWriter();
+  const reader = stream.readable.getReader();
+  const bytes = helloThen(100);
+  writer.write(bytes.subarray(0, HEADER_SIZE + 15));
+  assert.equal((await reader.read()).value?.type, FrameType.HELLO);
+  stream.maxFrame = 64;
+  writer.write(bytes.subarray(HEADER_SIZE + 15)).catch(() => {});
+  await assert.rejects(reader.read(), assertCode(8, /'100' exceeds maxFrame '64'/));
 });

@@ -317,7 +317,7 @@ Deno.test("CompressorStream compresses payloads, never the extension block, for 
   ];
   for (const [name, code] of ALGORITHMS) {
     const frames = await pipeAll<Frame>(
-      [messages],
+      messages,
       new MessageEncoderStream(),
       new CompressorStream({ algorithm: name }),
     );
@@ -332,7 +332,7 @@ Deno.test("CompressorStream compresses payloads, never the extension block, for 
       if (frame.flags & Flag.COMPRESSION_MASK) assert.ok(frame.body.length < plain.length / 4);
     });
     const decoded = await pipeAll<Message>(
-      [frames],
+      frames,
       new FrameEncoderStream(),
       new DeframerStream(),
       new ChecksumStream(),
@@ -346,7 +346,7 @@ Deno.test("CompressorStream compresses payloads, never the extension block, for 
 Deno.test("CompressorStream sends payloads under the threshold plain", async () => {
   const frames = (messages: Message[], threshold?: number) =>
     pipeAll<Frame>(
-      [messages],
+      messages,
       new MessageEncoderStream(),
       new CompressorStream({ algorithm: "zstd", threshold }),
     );
@@ -366,7 +366,7 @@ Deno.test("CompressorStream sends payloads under the threshold plain", async () 
   assert.deepEqual(flags(random), [0]);
   // Without an algorithm, nothing is compressed.
   const none = await pipeAll<Frame>(
-    [[sized(1 << 16)]],
+    [sized(1 << 16)],
     new MessageEncoderStream(),
     new CompressorStream(),
   );
@@ -376,21 +376,21 @@ Deno.test("CompressorStream sends payloads under the threshold plain", async () 
 Deno.test("DecompressorStream rejects an algorithm it did not accept with unimplemented", async () => {
   for (const [name] of ALGORITHMS) {
     const frames = await pipeAll<Frame>(
-      [[{ type: FrameType.DATA, seq: 1, data: compressible(4096) }]],
+      [{ type: FrameType.DATA, seq: 1, data: compressible(4096) }],
       new MessageEncoderStream(),
       new CompressorStream({ algorithm: name }),
     );
     const bytes = encodeFrames(frames);
     const others = ALGORITHMS.map(([n]) => n).filter((n) => n !== name);
     await assert.rejects(
-      pipeAll([frames], new DecompressorStream({ accept: others })),
+      pipeAll(frames, new DecompressorStream({ accept: others })),
       assertCode(Status.UNIMPLEMENTED, new RegExp(`compression '${name}', which was not accepted`)),
     );
     await assert.rejects(
-      pipeAll([frames], new DecompressorStream({ accept: [] })),
+      pipeAll(frames, new DecompressorStream({ accept: [] })),
       assertCode(Status.UNIMPLEMENTED),
     );
-    const [plain] = await pipeAll<Frame>([frames], new DecompressorStream({ accept: [name] }));
+    const [plain] = await pipeAll<Frame>(frames, new DecompressorStream({ accept: [name] }));
     assert.equal(plain.flags & Flag.COMPRESSION_MASK, 0);
     assert.deepEqual(plain.body, compressible(4096));
     await assert.rejects(decodeBytes([bytes], { accept: others }), assertCode(12));
