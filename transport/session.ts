@@ -279,6 +279,7 @@ export class Session extends EventTarget {
   #out: Outbound;
   #in: Inbound;
   #readyWaiters: (() => void)[] = [];
+  #drainWaiters: (() => void)[] = [];
   #pingWindowStart = 0;
   #pingsInWindow = 0;
   #resolveClosed!: () => void;
@@ -459,7 +460,9 @@ export class Session extends EventTarget {
       if (this.#isDone()) {
         throw new StreamwireError(Status.UNAVAILABLE, `Session '${this.#id}' is closed`);
       }
-      await this.ready();
+      // The queue may be under its bound yet short of room for this
+      // message: wait for the next write to finish, not just for `ready()`.
+      await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
     }
   }
 
@@ -786,6 +789,11 @@ export class Session extends EventTarget {
   }
 
   #wake(): void {
+    if (this.#drainWaiters.length > 0) {
+      const drained = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const w of drained) w();
+    }
     if (!this.writable && !this.#isDone()) return;
     const waiters = this.#readyWaiters;
     this.#readyWaiters = [];

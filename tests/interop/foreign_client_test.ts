@@ -35,8 +35,11 @@ export const EXPECTED_CHECKS = [
 ];
 
 Deno.test("A foreign client written from PROTOCOL.md passes every check against RpcServer", async () => {
-  let server!: RpcServer;
-  server = new RpcServer({ methods: demoMethods(() => server), window: 4, maxFrame: 1 << 20 });
+  const server: RpcServer = new RpcServer({
+    methods: demoMethods(() => server),
+    window: 4,
+    maxFrame: 1 << 20,
+  });
   const addr = server.listen({ port: 0 });
   try {
     const { code, checks } = await runForeignClient(Number(new URL(addr).port));
