@@ -30,7 +30,7 @@ Deno.bench({
   group: "batch",
   name: "100 calls pipelined, x10",
   baseline: true,
-  n: 40,
+  n: 100,
   warmup: 5,
   async fn() {
     for (let i = 0; i < ROUNDS; i++) {
@@ -42,7 +42,7 @@ Deno.bench({
 Deno.bench({
   group: "batch",
   name: "one BATCH of 100 calls, x10",
-  n: 40,
+  n: 100,
   warmup: 5,
   async fn() {
     for (let i = 0; i < ROUNDS; i++) {
