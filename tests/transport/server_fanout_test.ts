@@ -6,9 +6,7 @@ import { StreamwireError } from "../../codec/error.ts";
 import type { Message } from "../../codec/message.ts";
 import type { CodecName } from "../../codec/payload_codec.ts";
 import type { Session } from "../../transport/mod.ts";
-import { collector, serverSide, startServer, type TestServer, waitFor } from "./_helpers.ts";
-
-const OPTIONS = { heartbeatMs: 50, handshakeTimeoutMs: 200 } as const;
+import { collector, serverSide, startServer, tap, type TestServer } from "./_helpers.ts";
 
 function text(bytes: Uint8Array): string {
   return new TextDecoder().decode(bytes);
@@ -22,6 +20,8 @@ interface Client {
   session: Session;
   server: Session;
   c: ReturnType<typeof collector>;
+  /** Every frame the client session receives, PONGs included. */
+  frames: ReturnType<typeof tap>;
   /** Methods and params of the BROADCASTs received so far, in order. */
   broadcasts(): string[];
 }
@@ -29,11 +29,17 @@ interface Client {
 async function clients(t: TestServer, n: number, codecs?: CodecName[]): Promise<Client[]> {
   return await Promise.all(Array.from({ length: n }, async () => {
     const c = collector();
-    const session = await t.client({ handler: c.handler, ...(codecs ? { codecs } : {}) });
+    const frames = tap();
+    const session = await t.client({
+      handler: c.handler,
+      inbound: frames.stages,
+      ...(codecs ? { codecs } : {}),
+    });
     return {
       session,
       server: serverSide(t.server, session),
       c,
+      frames,
       broadcasts: () =>
         c.messages.filter((m) => m.type === FrameType.BROADCAST).map((m) => {
           const call = m as Message & { method: string; params: Uint8Array };
@@ -47,14 +53,14 @@ async function clients(t: TestServer, n: number, codecs?: CodecName[]): Promise<
 async function settle(t: TestServer, all: Client[], label: string): Promise<void> {
   t.server.broadcast("marker", bytes(label));
   for (const client of all) {
-    await waitFor(() => client.broadcasts().includes(`marker:${label}`), `marker ${label}`);
+    await client.c.until(() => client.broadcasts().includes(`marker:${label}`), `marker ${label}`);
   }
 }
 
 // --- topics -------------------------------------------------------------------
 
 Deno.test("Topics: join, leave, members() and topics() track membership", async () => {
-  await using t = startServer(OPTIONS);
+  await using t = startServer();
   const [a, b, c] = await clients(t, 3);
   const server = t.server;
   server.join(a.server, "red");
@@ -77,7 +83,7 @@ Deno.test("Topics: join, leave, members() and topics() track membership", async 
 });
 
 Deno.test("Topics: maxTopicsPerSession is enforced with resource_exhausted", async () => {
-  await using t = startServer({ ...OPTIONS, maxTopicsPerSession: 2 });
+  await using t = startServer({ maxTopicsPerSession: 2 });
   const [a] = await clients(t, 1);
   t.server.join(a.server, "one");
   t.server.join(a.server, "two");
@@ -95,7 +101,7 @@ Deno.test("Topics: maxTopicsPerSession is enforced with resource_exhausted", asy
 });
 
 Deno.test("Topics: names must be 1..256 characters", async () => {
-  await using t = startServer(OPTIONS);
+  await using t = startServer();
   const [a] = await clients(t, 1);
   for (const bad of ["", "x".repeat(257), 42 as unknown as string]) {
     assert.throws(() => t.server.join(a.server, bad), { code: Status.INVALID_ARGUMENT });
@@ -105,25 +111,27 @@ Deno.test("Topics: names must be 1..256 characters", async () => {
 });
 
 Deno.test("Topics: a session leaves all its topics when it closes", async () => {
-  await using t = startServer(OPTIONS);
+  await using t = startServer();
   const [a, b] = await clients(t, 2);
   t.server.join(a.server, "red");
   t.server.join(a.server, "blue");
   t.server.join(b.server, "red");
   await a.session.close();
-  await waitFor(() => t.server.sessionCount === 1, "a removed");
+  await a.server.closed;
+  assert.equal(t.server.sessionCount, 1);
   assert.deepEqual([...t.server.members("red")], [b.server]);
   assert.deepEqual(t.server.topics(), [{ topic: "red", members: 1 }]);
   assert.equal(a.server.topics.size, 0);
   t.server.kick(b.session.id);
-  await waitFor(() => t.server.sessionCount === 0, "b removed");
+  await b.server.closed;
+  assert.equal(t.server.sessionCount, 0);
   assert.deepEqual(t.server.topics(), []);
 });
 
 // --- broadcast and unicast ------------------------------------------------------
 
 Deno.test("Broadcast to a topic reaches exactly its members", async () => {
-  await using t = startServer(OPTIONS);
+  await using t = startServer();
   const all = await clients(t, 4);
   const [a, b, c, d] = all;
   t.server.join(a.server, "red");
@@ -146,12 +154,12 @@ Deno.test("Broadcast to a topic reaches exactly its members", async () => {
 });
 
 Deno.test("Broadcast without a topic reaches every handshaken session, exclude leaves one out", async () => {
-  await using t = startServer(OPTIONS);
+  await using t = startServer();
   const all = await clients(t, 4);
   const [a, b, c, d] = all;
   // A connection still handshaking gets nothing.
   const raw = await t.raw();
-  await waitFor(() => t.server.sessionCount === 5, "raw accepted");
+  await t.until(() => t.server.sessionCount === 5, "the raw connection accepted");
   t.server.join(b.server, "red");
   assert.deepEqual(t.server.broadcast("all", bytes("to all")), { delivered: 4, dropped: 0 });
   assert.deepEqual(t.server.broadcast("most", bytes("not a"), { exclude: a.server }), {
@@ -167,16 +175,19 @@ Deno.test("Broadcast without a topic reaches every handshaken session, exclude l
   for (const other of [b, c, d]) {
     assert.deepEqual(other.broadcasts(), ["all:to all", "most:not a", "marker:end"]);
   }
+  // HELLO_ACK is the first frame it reads (handshake() checks), and no
+  // broadcast follows it either: one would arrive before the PONG to a
+  // PING sent now.
   await raw.handshake();
-  const late: (Message | undefined)[] = [];
-  await (async () => {
-    for (;;) late.push(await raw.next(30));
-  })().catch(() => {});
-  assert.ok(!late.some((m) => m?.type === FrameType.BROADCAST), "no broadcast before HELLO_ACK");
+  const late = await raw.sync();
+  assert.ok(
+    !late.some((m) => m.type === FrameType.BROADCAST),
+    "no broadcast to a handshaking peer",
+  );
 });
 
 Deno.test("Broadcast queues the same bytes object to every session: encoded once", async () => {
-  await using t = startServer(OPTIONS);
+  await using t = startServer();
   const all = await clients(t, 5);
   const seen: Uint8Array[] = [];
   for (const { server } of all) {
@@ -200,7 +211,7 @@ Deno.test("Broadcast queues the same bytes object to every session: encoded once
 });
 
 Deno.test("Broadcast encodes params once per codec in use", async () => {
-  await using t = startServer(OPTIONS);
+  await using t = startServer();
   const json = await clients(t, 3, ["json"]);
   const raw = await clients(t, 2, ["raw"]);
   const calls: CodecName[] = [];
@@ -227,7 +238,7 @@ Deno.test("Broadcast encodes params once per codec in use", async () => {
 });
 
 Deno.test("Unicast reaches exactly one session", async () => {
-  await using t = startServer(OPTIONS);
+  await using t = startServer();
   const all = await clients(t, 3);
   const [a, b, c] = all;
   const message = { type: FrameType.NOTIFY, seq: 0, method: "dm", params: bytes("psst") } as const;
@@ -244,14 +255,15 @@ Deno.test("Unicast reaches exactly one session", async () => {
   assert.deepEqual(got.map((m) => [m.method, text(m.params)]), [["dm", "psst"]]);
   // A closed session takes nothing.
   await b.session.close();
-  await waitFor(() => t.server.sessionCount === 2, "b removed");
+  await b.server.closed;
+  assert.equal(t.server.sessionCount, 2);
   assert.equal(t.server.unicast(b.session.id, message), false);
 });
 
 // --- maxConnections -------------------------------------------------------------
 
 Deno.test("maxConnections: the connection over the limit gets resource_exhausted, the others work", async () => {
-  await using t = startServer({ ...OPTIONS, maxConnections: 3 });
+  await using t = startServer({ maxConnections: 3 });
   const all = await clients(t, 3);
   const fourth = await t.raw();
   const messages = await fourth.rest();
@@ -267,22 +279,23 @@ Deno.test("maxConnections: the connection over the limit gets resource_exhausted
   assert.equal(t.server.metrics.accepted, 3);
   // The three sessions still do round trips.
   for (const client of all) {
-    const before = client.session.stats.framesIn;
+    const pong = client.frames.arrival(FrameType.PONG);
     client.session.ping();
-    await waitFor(() => client.session.stats.framesIn > before, "PONG");
-    assert.equal(client.c.messages.filter((m) => m.type === FrameType.ERROR).length, 0);
+    await pong;
+    assert.equal(client.frames.messages.filter((m) => m.type === FrameType.ERROR).length, 0);
   }
   // Room again once one leaves.
   await all[0].session.close();
-  await waitFor(() => t.server.sessionCount === 2, "one left");
+  await all[0].server.closed;
+  assert.equal(t.server.sessionCount, 2);
   const again = await t.client();
   assert.equal(again.state, "active");
 });
 
 Deno.test("maxConnections counts connections still handshaking", async () => {
-  await using t = startServer({ ...OPTIONS, maxConnections: 2 });
+  await using t = startServer({ maxConnections: 2 });
   await t.raw();
   await t.raw();
-  await waitFor(() => t.server.sessionCount === 2, "two handshaking");
+  await t.until(() => t.server.sessionCount === 2, "two connections accepted");
   await assert.rejects(t.client(), { code: Status.RESOURCE_EXHAUSTED });
 });

@@ -8,9 +8,9 @@ import type { Message } from "../../codec/message.ts";
 import type { Session, SessionHandler } from "../../transport/mod.ts";
 import {
   collector,
-  delay,
   encode,
   helloBytes,
+  nextMacrotask,
   openFds,
   type RawPeer,
   startServer,
@@ -27,7 +27,7 @@ const echo: SessionHandler = {
   },
 };
 
-const OPTIONS = { handler: echo, heartbeatMs: 50, handshakeTimeoutMs: 200, maxFrame: 4096 };
+const OPTIONS = { handler: echo, maxFrame: 4096 };
 
 /** A REQUEST/RESPONSE round trip on a client session whose handler is `c`. */
 async function roundTrip(
@@ -51,7 +51,7 @@ async function expectError(t: TestServer, peer: RawPeer, code: number): Promise<
   assert.equal(errors.length, 1, `one ERROR in ${JSON.stringify(messages)}`);
   assert.equal(errors[0].seq, 0);
   assert.equal(errors[0].code, code, errors[0].message);
-  await waitFor(() => t.server.sessionCount === 1, "only the healthy session is left");
+  await t.until(() => t.server.sessionCount === 1, "only the healthy session left");
   return errors[0].message;
 }
 
@@ -151,7 +151,7 @@ Deno.test("Server answers the frames before garbage in the same read, then sends
   );
   assert.equal((messages[3] as { code: number }).code, Status.INVALID_ARGUMENT);
   assert.equal(peer.ended, "eof");
-  await waitFor(() => t.server.sessionCount === 0, "session removed");
+  await t.until(() => t.server.sessionCount === 0, "the session removed");
 });
 
 Deno.test("Server handles the frames before a checksum mismatch in the same read", async () => {
@@ -187,24 +187,30 @@ Deno.test("Server forgets a client that dies mid-frame, leaking no descriptor", 
   await using t = startServer(OPTIONS);
   const c = collector();
   const healthy = await t.client({ handler: c.handler });
-  await delay(10);
+  await roundTrip(healthy, c, 1);
   const baseline = openFds();
   for (let i = 0; i < 5; i++) {
     const peer = await t.raw();
-    await peer.handshake();
+    const ack = await peer.handshake();
+    const session = t.server.session(ack.session as string)!;
     const frame = encode({
       type: FrameType.REQUEST,
       seq: 1,
       method: "echo",
       params: new Uint8Array(1000),
     });
+    // Half a frame, then the end of the stream: the server reads them in
+    // that order.
     await peer.write(frame.subarray(0, frame.length >> 1));
-    await waitFor(() => t.server.sessionCount === 2, "server holds the session");
+    assert.equal(t.server.sessionCount, 2);
     await peer.close();
-    await waitFor(() => t.server.sessionCount === 1, "session removed after the half frame");
+    await session.closed;
+    assert.equal(t.server.sessionCount, 1, "session removed after the half frame");
+    await session.conn.closed;
   }
+  // Descriptors have no event of their own: polled, with the safety net.
   await waitFor(() => openFds() === baseline, `descriptors back to ${baseline}`);
-  await roundTrip(healthy, c, 1);
+  await roundTrip(healthy, c, 3);
   assert.equal(t.server.metrics.closed, 5);
 });
 
@@ -214,9 +220,12 @@ Deno.test("Server forgets a client that dies before finishing HELLO", async () =
   const peer = await t.raw();
   const hello = helloBytes();
   await peer.write(hello.subarray(0, 10));
-  await waitFor(() => t.server.sessionCount === 1, "session accepted");
+  await t.until(() => t.server.sessionCount === 1, "the session accepted");
+  const [session] = t.server.sessions();
   await peer.close();
-  await waitFor(() => t.server.sessionCount === 0, "session removed");
+  await session.closed;
+  assert.equal(t.server.sessionCount, 0);
+  await session.conn.closed;
   await waitFor(() => openFds() === baseline, `descriptors back to ${baseline}`);
 });
 
@@ -225,7 +234,7 @@ Deno.test("Server forgets a client that resets the connection", async () => {
   const port = Number(new URL(t.addr).port);
   const c = collector();
   const healthy = await t.client({ handler: c.handler });
-  await delay(10);
+  await roundTrip(healthy, c, 1);
   const baseline = openFds();
   for (let i = 0; i < 5; i++) {
     // A bare socket: it never reads, so HELLO_ACK and the RESPONSE sit unread
@@ -233,17 +242,20 @@ Deno.test("Server forgets a client that resets the connection", async () => {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     await conn.write(helloBytes());
     const other = () => [...t.server.sessions()].find((s) => s.id !== healthy.id);
-    await waitFor(() => other()?.state === "active", "handshaken");
-    // Sent apart from HELLO: a call frame in HELLO's read fails the handshake.
+    await t.until(() => other()?.state === "active", "the handshake");
+    const session = other()!;
     await conn.write(
       encode({ type: FrameType.REQUEST, seq: 1, method: "echo", params: new Uint8Array(100) }),
     );
-    await waitFor(() => other()!.stats.framesOut >= 2, "server answered");
+    // Written to the socket (no event marks a completed write): polled.
+    await waitFor(() => session.stats.framesOut >= 2, "the RESPONSE written");
     conn.close();
-    await waitFor(() => t.server.sessionCount === 1, "session removed after the reset");
+    await session.closed;
+    assert.equal(t.server.sessionCount, 1, "session removed after the reset");
+    await session.conn.closed;
   }
   await waitFor(() => openFds() === baseline, `descriptors back to ${baseline}`);
-  await roundTrip(healthy, c, 1);
+  await roundTrip(healthy, c, 3);
 });
 
 Deno.test("Server forgets a client that resets while the server is writing to it", async () => {
@@ -252,17 +264,20 @@ Deno.test("Server forgets a client that resets while the server is writing to it
   const baseline = openFds();
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   await conn.write(helloBytes());
-  await waitFor(() => t.server.sessionCount === 1, "session accepted");
-  await waitFor(() => [...t.server.sessions()][0].state === "active", "handshaken");
-  const session = [...t.server.sessions()][0];
-  // Fill the socket: more than the kernel buffers hold, so a write is pending.
-  const chunk = new Uint8Array(1000);
-  for (let i = 0; i < 200; i++) {
-    session.send({ type: FrameType.NOTIFY, seq: 0, method: "fill", params: chunk });
-    if (i % 20 === 0) await delay(1);
+  await t.until(() => [...t.server.sessions()][0]?.state === "active", "the handshake");
+  const [session] = t.server.sessions();
+  // Fill the socket until the session's own queue refuses more: the kernel
+  // buffers are full and a write is pending, whatever their size. The
+  // writer yields between sends so the writes run.
+  const chunk = new Uint8Array(3000);
+  let sent = 0;
+  while (session.send({ type: FrameType.NOTIFY, seq: 0, method: "fill", params: chunk })) {
+    if (++sent % 16 === 0) await nextMacrotask();
   }
+  assert.ok(session.queuedBytes > 0, "a write is pending");
   conn.close();
   await session.closed;
-  await waitFor(() => t.server.sessionCount === 0, "session removed");
+  assert.equal(t.server.sessionCount, 0);
+  await session.conn.closed;
   await waitFor(() => openFds() === baseline, `descriptors back to ${baseline}`);
 });

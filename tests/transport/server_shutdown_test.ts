@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { selfSigned } from "./_tls.ts";
 import { FrameType, Status } from "../../codec/constants.ts";
 import type { GoawayMessage, Message } from "../../codec/message.ts";
-import { connect, demoMethods, RpcServer } from "../../rpc/mod.ts";
+import { demoMethods } from "../../rpc/demo.ts";
+import { connect, RpcServer } from "../../rpc/mod.ts";
 import {
   dial,
   listen,
@@ -16,31 +17,49 @@ import {
   type Session,
   type SessionHandler,
 } from "../../transport/mod.ts";
-import { collector, delay, quietHandler, RawPeer, startServer, waitFor } from "./_helpers.ts";
+import {
+  collector,
+  guard,
+  nextState,
+  quietHandler,
+  RawPeer,
+  SAFETY_NET_MS,
+  Signal,
+  startServer,
+  tap,
+} from "./_helpers.ts";
 
 /**
- * Answers each REQUEST after the number of ms its params give (a JSON
- * number), and drains once nothing is in flight.
+ * Holds each REQUEST until the test releases it, then answers with its
+ * params; drains a session once none of its calls is held. The test, not a
+ * timer, decides when a call finishes.
  */
-function slowHandler(): SessionHandler & { inFlight: number; done: number[] } {
+function heldHandler(): SessionHandler & {
+  inFlight: number;
+  done: number[];
+  release(seq: number): void;
+  until(check: () => boolean, what: string): Promise<void>;
+} {
+  const held = new Map<number, () => void>();
   const waiters = new Map<Session, (() => void)[]>();
   const inFlight = new Map<Session, number>();
+  const arrived = new Signal();
   const handler = {
     inFlight: 0,
     done: [] as number[],
     message(session: Session, m: Message) {
       if (m.type !== FrameType.REQUEST) return;
-      const ms = JSON.parse(new TextDecoder().decode(m.params));
       inFlight.set(session, (inFlight.get(session) ?? 0) + 1);
       handler.inFlight++;
-      setTimeout(() => {
+      held.set(m.seq, () => {
         session.send({ type: FrameType.RESPONSE, seq: m.seq, data: m.params });
         handler.done.push(m.seq);
         handler.inFlight--;
         const left = inFlight.get(session)! - 1;
         inFlight.set(session, left);
         if (left === 0) { for (const wake of waiters.get(session)?.splice(0) ?? []) wake(); }
-      }, ms);
+      });
+      arrived.notify();
     },
     drain(session: Session): Promise<void> {
       if (!inFlight.get(session)) return Promise.resolve();
@@ -49,53 +68,64 @@ function slowHandler(): SessionHandler & { inFlight: number; done: number[] } {
         waiters.set(session, [...list, resolve]);
       });
     },
+    release(seq: number) {
+      const answer = held.get(seq);
+      assert.ok(answer, `call ${seq} is held`);
+      held.delete(seq);
+      answer();
+    },
+    until: (check: () => boolean, what: string) => arrived.until(check, what),
   };
   return handler;
 }
 
-function request(seq: number, ms: number): Message {
+function request(seq: number): Message {
   return {
     type: FrameType.REQUEST,
     seq,
-    method: "sleep",
-    params: new TextEncoder().encode(`${ms}`),
+    method: "work",
+    params: new TextEncoder().encode(`${seq}`),
   };
 }
 
 Deno.test("Shutdown sends GOAWAY(unavailable, lastId), lets in-flight calls answer, then closes", async () => {
-  const handler = slowHandler();
-  await using t = startServer({ handler, heartbeatMs: 50, handshakeTimeoutMs: 200 });
+  const handler = heldHandler();
+  await using t = startServer({ handler });
   // What the client sees, in order: GOAWAY reaches the handler's goaway().
   const seen: (Message | GoawayMessage)[] = [];
-  const goaways: GoawayMessage[] = [];
+  const arrived = new Signal();
   const client = await t.client({
     handler: {
-      message: (_, message) => void seen.push(message),
-      goaway: (_, message) => {
+      message(_, message) {
         seen.push(message);
-        goaways.push(message);
+        arrived.notify();
+      },
+      goaway(_, message) {
+        seen.push(message);
+        arrived.notify();
       },
     },
   });
-  const otherGoaways: GoawayMessage[] = [];
+  const otherGoaway = Promise.withResolvers<GoawayMessage>();
   const idle = await t.client({
-    handler: quietHandler({ goaway: (_, message) => void otherGoaways.push(message) }),
+    handler: quietHandler({ goaway: (_, message) => otherGoaway.resolve(message) }),
   });
-  client.send(request(1, 150));
-  client.send(request(3, 100));
-  await waitFor(() => handler.inFlight === 2, "calls in flight");
+  client.send(request(1));
+  client.send(request(3));
+  await handler.until(() => handler.inFlight === 2, "both calls in flight");
 
-  const start = Date.now();
-  const shutdown = t.server.shutdown();
+  let shutDown = false;
+  const shutdown = t.server.shutdown().then(() => void (shutDown = true));
   assert.equal(t.server.accepting, false);
 
   // Every session hears GOAWAY first, with the highest call id it opened.
-  await waitFor(() => goaways.length === 1, "GOAWAY");
-  assert.equal(goaways[0].code, Status.UNAVAILABLE);
-  assert.equal(goaways[0].lastId, 3);
-  assert.equal(goaways[0].reason, "Server shutting down");
-  await waitFor(() => otherGoaways.length === 1, "GOAWAY to the idle session");
-  assert.equal(otherGoaways[0].lastId, 0);
+  await arrived.until(() => seen.length === 1, "GOAWAY");
+  const goaway = seen[0] as GoawayMessage;
+  assert.equal(goaway.type, FrameType.GOAWAY);
+  assert.equal(goaway.code, Status.UNAVAILABLE);
+  assert.equal(goaway.lastId, 3);
+  assert.equal(goaway.reason, "Server shutting down");
+  assert.equal((await guard(otherGoaway.promise, "GOAWAY to the idle session")).lastId, 0);
 
   // Newcomers are refused meanwhile: the listener is closed…
   await assert.rejects(dial(t.addr), { code: Status.UNAVAILABLE });
@@ -108,9 +138,13 @@ Deno.test("Shutdown sends GOAWAY(unavailable, lastId), lets in-flight calls answ
   assert.equal((error as { message: string }).message, "Server is shutting down");
   await b.closed;
 
+  // The in-flight calls finish in their own time, and their answers arrive.
+  handler.release(3);
+  await arrived.until(() => seen.length === 2, "the answer to call 3");
+  // Call 1 is still held, so the session cannot have drained yet.
+  assert.equal(shutDown, false, "shutdown waits for the call still in flight");
+  handler.release(1);
   await shutdown;
-  const elapsed = Date.now() - start;
-  assert.ok(elapsed >= 140, `shutdown waited for the slow call (${elapsed} ms)`);
   assert.deepEqual(handler.done, [3, 1]);
   await client.closed;
   await idle.closed;
@@ -124,26 +158,29 @@ Deno.test("Shutdown sends GOAWAY(unavailable, lastId), lets in-flight calls answ
 });
 
 Deno.test("Shutdown stops waiting for a call that outlives deadlineMs", async () => {
-  const handler = slowHandler();
-  await using t = startServer({ handler, heartbeatMs: 50, handshakeTimeoutMs: 200 });
+  const handler = heldHandler();
+  await using t = startServer({ handler });
   const c = collector();
   const client = await t.client({ handler: c.handler });
-  client.send(request(1, 400));
-  await waitFor(() => handler.inFlight === 1, "call in flight");
+  client.send(request(1));
+  await handler.until(() => handler.inFlight === 1, "the call in flight");
   const start = Date.now();
   await t.server.shutdown({ deadlineMs: 50 });
   const elapsed = Date.now() - start;
-  assert.ok(elapsed >= 45 && elapsed < 300, `closed after ${elapsed} ms`);
+  // The call never finished: shutdown gave up on it at the deadline (a
+  // lower bound only; a busy machine may take longer).
+  assert.equal(handler.inFlight, 1);
+  assert.ok(elapsed >= 45, `closed after ${elapsed} ms, not before the deadline`);
   await client.closed;
   assert.equal(c.messages.some((m) => m.type === FrameType.RESPONSE), false);
   assert.equal(t.server.sessionCount, 0);
-  await delay(400); // let the abandoned timer run out within the test
+  handler.release(1); // too late: the session is closed and sends nothing
 });
 
 Deno.test("Shutdown closes connections still handshaking without waiting", async () => {
-  await using t = startServer({ heartbeatMs: 50, handshakeTimeoutMs: 5000 });
+  await using t = startServer();
   const peer = await t.raw();
-  await waitFor(() => t.server.sessionCount === 1, "accepted");
+  await t.until(() => t.server.sessionCount === 1, "the connection accepted");
   await t.server.shutdown();
   assert.deepEqual(await peer.rest(), []);
   assert.equal(peer.ended, "eof");
@@ -151,18 +188,23 @@ Deno.test("Shutdown closes connections still handshaking without waiting", async
 });
 
 Deno.test("Shutdown of an RpcServer finishes an in-flight demo sleep and delivers its result", async () => {
+  const frames = tap();
   const server: RpcServer = new RpcServer({
     methods: demoMethods(() => server),
-    heartbeatMs: 50,
-    handshakeTimeoutMs: 200,
+    inbound: frames.stages,
   });
   const addr = server.listen({ port: 0 });
   const client = await connect(addr, { reconnect: false });
-  const session = [...server.transport.sessions()][0];
+  const [session] = server.transport.sessions();
+  const received = frames.arrival(FrameType.REQUEST);
   const slow = client.call("sleep", 150);
-  await waitFor(() => session.lastPeerCallId > 0, "call received");
+  await received;
+  // Shutdown starts in the same turn of the event loop as the call was
+  // read, so the sleep is in flight however slow the machine is.
+  const disconnecting = nextState(session, "disconnecting");
   const shutdown = server.shutdown();
-  await waitFor(() => session.goawayLastId !== undefined, "GOAWAY sent");
+  await disconnecting;
+  assert.ok(session.lastPeerCallId > 0, "the call was received");
   assert.equal(session.goawayLastId, session.lastPeerCallId);
   assert.equal(await slow, true);
   await shutdown;
@@ -183,7 +225,7 @@ Deno.test("TLS: Server and openSession handshake and round trip over a self-sign
         }
       },
     };
-    const server = new Server({ handler: echo, heartbeatMs: 50, handshakeTimeoutMs: 500 });
+    const server = new Server({ handler: echo });
     const listener = listen({ transport: "tls", port: 0, certFile, keyFile });
     const serving = server.serve(listener);
     const conn = await dial({
@@ -193,7 +235,12 @@ Deno.test("TLS: Server and openSession handshake and round trip over a self-sign
       caCerts: [await Deno.readTextFile(certFile)],
     });
     const c = collector();
-    const client = await openSession(conn, { handler: c.handler, handshakeTimeoutMs: 1000 });
+    const frames = tap();
+    const client = await openSession(conn, {
+      handler: c.handler,
+      inbound: frames.stages,
+      handshakeTimeoutMs: SAFETY_NET_MS,
+    });
     assert.equal(client.conn.transport, "tls");
     const serverSession = server.session(client.id)!;
     assert.equal(serverSession.conn.transport, "tls");
@@ -205,8 +252,10 @@ Deno.test("TLS: Server and openSession handshake and round trip over a self-sign
     assert.equal(response.seq, 1);
     assert.deepEqual(response.data, params);
     // Heartbeats over TLS too.
+    const pong = frames.arrival(FrameType.PONG);
     client.ping();
-    await waitFor(() => client.stats.rttMs !== undefined, "rtt over TLS");
+    await pong;
+    assert.ok(client.stats.rttMs !== undefined, "rtt over TLS");
     await client.close();
     await server.shutdown();
     await serving;
@@ -219,18 +268,19 @@ Deno.test("TLS: a plain TCP client on a TLS server is closed without a session",
   const dir = await Deno.makeTempDir();
   try {
     const { certFile, keyFile } = await selfSigned(dir);
-    const server = new Server({
-      handler: quietHandler(),
-      heartbeatMs: 50,
-      handshakeTimeoutMs: 150,
-    });
+    // The TLS listener hands the connection over before its TLS handshake,
+    // so a session starts and closes when the handshake fails.
+    const closed = Promise.withResolvers<void>();
+    const server = new Server({ handler: quietHandler({ close: () => closed.resolve() }) });
     const listener = listen({ transport: "tls", port: 0, certFile, keyFile });
     const serving = server.serve(listener);
     const conn = await dial({ port: Number(new URL(listener.addr).port) });
     await assert.rejects(
-      openSession(conn, { handler: quietHandler(), handshakeTimeoutMs: 1000 }),
+      openSession(conn, { handler: quietHandler(), handshakeTimeoutMs: SAFETY_NET_MS }),
     );
-    await waitFor(() => server.sessionCount === 0, "no session left");
+    await guard(closed.promise, "the server closing the session");
+    assert.equal(server.sessionCount, 0);
+    assert.equal(server.metrics.accepted, 1);
     await server.shutdown();
     await serving;
   } finally {

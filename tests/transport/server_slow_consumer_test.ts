@@ -8,7 +8,7 @@ import vm from "node:vm";
 import { FrameType, Status } from "../../codec/constants.ts";
 import type { Message } from "../../codec/message.ts";
 import type { Session } from "../../transport/mod.ts";
-import { decodeAll, delay, helloBytes, serverSide, startServer, waitFor } from "./_helpers.ts";
+import { decodeAll, helloBytes, serverSide, Signal, startServer } from "./_helpers.ts";
 
 type Gc = (options?: { type: string; execution: string; flavor: string }) => void;
 
@@ -32,15 +32,13 @@ const COUNT = 1000;
 // session's own queue to fill: 1,000 x 8 KiB = 8 MiB.
 const SIZE = 8 * 1024;
 const MAX_QUEUE = 64 * 1024;
+// Broadcasts a reader may be behind before the broadcaster waits for it:
+// 4 x 8 KiB queued at most, so a reader never reaches MAX_QUEUE.
+const LAG = 4;
 
 Deno.test("Slow consumer: cut off at maxQueueBytes while readers get all 1,000 broadcasts in order, memory bounded", async () => {
   const gc = gcFunction();
-  await using t = startServer({
-    heartbeatMs: 5000,
-    handshakeTimeoutMs: 200,
-    maxQueueBytes: MAX_QUEUE,
-    closeTimeoutMs: 200,
-  });
+  await using t = startServer({ maxQueueBytes: MAX_QUEUE, closeTimeoutMs: 200 });
   const port = Number(new URL(t.addr).port);
 
   // Readers: client sessions that check order as they go and keep nothing.
@@ -49,10 +47,11 @@ Deno.test("Slow consumer: cut off at maxQueueBytes while readers get all 1,000 b
     server: Session;
     received: number;
     outOfOrder: number;
+    arrived: Signal;
   }
   const readers: Reader[] = [];
   for (let i = 0; i < 3; i++) {
-    const reader = { received: 0, outOfOrder: 0 } as Reader;
+    const reader = { received: 0, outOfOrder: 0, arrived: new Signal() } as Reader;
     reader.session = await t.client({
       compression: [], // the same bytes on the wire as the slow peers get
       handler: {
@@ -61,6 +60,7 @@ Deno.test("Slow consumer: cut off at maxQueueBytes while readers get all 1,000 b
           const seq = new DataView(m.params.buffer, m.params.byteOffset, 4).getUint32(0);
           if (seq !== reader.received || m.params.length !== SIZE) reader.outOfOrder++;
           reader.received++;
+          reader.arrived.notify();
         },
       },
     });
@@ -98,12 +98,15 @@ Deno.test("Slow consumer: cut off at maxQueueBytes while readers get all 1,000 b
     peakQueued = Math.max(peakQueued, queued);
     // The broadcaster paces itself on the readers, as an application
     // would; the slow peers get no such favour.
-    while (readers.some((r) => r.server.queuedBytes > MAX_QUEUE / 4)) await delay(1);
+    for (const reader of readers) {
+      await reader.arrived.until(() => reader.received > seq - LAG, `broadcast ${seq - LAG}`);
+    }
   }
   for (const reader of readers) {
-    await waitFor(() => reader.received === COUNT, `reader got ${reader.received}/${COUNT}`, 5000);
+    await reader.arrived.until(() => reader.received === COUNT, `all ${COUNT} broadcasts`);
   }
-  await waitFor(() => t.server.sessionCount === readers.length, "slow peers removed", 2000);
+  for (const session of slowSessions) await session.closed;
+  assert.equal(t.server.sessionCount, readers.length, "slow peers removed");
   const after = memory(gc);
 
   for (const reader of readers) {

@@ -2,17 +2,16 @@
 // the session state machine (PROTOCOL.md 4 and 5).
 
 import assert from "node:assert/strict";
-import { FrameType, Status } from "../../codec/constants.ts";
-import { StreamwireError } from "../../codec/error.ts";
+import { FrameType } from "../../codec/constants.ts";
 import { dial, listen, memoryPair, Server, Session, SessionState } from "../../transport/mod.ts";
 import {
-  delay,
   encode,
+  nextState,
   quietHandler,
   RawPeer,
   serverSide,
   startServer,
-  waitFor,
+  type StateChange,
   type Where,
 } from "./_helpers.ts";
 
@@ -24,8 +23,7 @@ for (const where of ["tcp", "memory"] as Where[]) {
       compression: ["zlib", "lz4"],
       window: 16,
       maxFrame: 1024 * 1024,
-      heartbeatMs: 50,
-      handshakeTimeoutMs: 200,
+      heartbeatMs: 20_000,
     });
     const client = await t.client({
       codecs: ["cbor", "json"],
@@ -41,7 +39,7 @@ for (const where of ["tcp", "memory"] as Where[]) {
       // Both accept them; the server's order.
       compression: ["zlib", "lz4"],
       // The server's values bind both sides.
-      heartbeatMs: 50,
+      heartbeatMs: 20_000,
       window: 16,
       // The smaller of the two limits.
       maxFrame: 65536,
@@ -62,7 +60,7 @@ for (const where of ["tcp", "memory"] as Where[]) {
   });
 
   Deno.test(`Server HELLO_ACK over ${where} carries the id server.session() knows`, async () => {
-    await using t = startServer({ where, heartbeatMs: 50, handshakeTimeoutMs: 200 });
+    await using t = startServer({ where, heartbeatMs: 20_000 });
     const peer = await t.raw();
     const ack = await peer.handshake({ codecs: ["msgpack", "json"] });
     assert.equal(ack.version, 1);
@@ -72,13 +70,13 @@ for (const where of ["tcp", "memory"] as Where[]) {
     assert.equal(session.id, ack.session);
     assert.equal(ack.codec, "msgpack");
     assert.deepEqual(ack.compression, []);
-    assert.equal(ack.heartbeatMs, 50);
+    assert.equal(ack.heartbeatMs, 20_000);
     assert.deepEqual([...t.server.sessions()], [session]);
   });
 }
 
 Deno.test("Server gives every session its own id", async () => {
-  await using t = startServer({ heartbeatMs: 50, handshakeTimeoutMs: 200 });
+  await using t = startServer();
   const clients = await Promise.all([t.client(), t.client(), t.client()]);
   const ids = new Set(clients.map((c) => c.id));
   assert.equal(ids.size, 3);
@@ -87,7 +85,7 @@ Deno.test("Server gives every session its own id", async () => {
 
 Deno.test("Session handshake pipelined with PINGs answers the PINGs first", async () => {
   // Only PING, PONG, ERROR and GOAWAY may precede HELLO_ACK (PROTOCOL.md 4).
-  await using t = startServer({ heartbeatMs: 50, handshakeTimeoutMs: 200 });
+  await using t = startServer();
   const peer = await t.raw();
   await peer.send({ type: FrameType.PING, seq: 7, payload: Uint8Array.of(1, 2) });
   const pong = await peer.next();
@@ -99,22 +97,21 @@ Deno.test("Session handshake pipelined with PINGs answers the PINGs first", asyn
 
 // --- state machine ----------------------------------------------------------
 
-interface Change {
-  from: string;
-  to: string;
-}
-
-function recordChanges(session: Session): Change[] {
-  const changes: Change[] = [];
+function recordChanges(session: Session): StateChange[] {
+  const changes: StateChange[] = [];
   session.addEventListener("statechange", (event) => {
-    changes.push((event as CustomEvent<Change>).detail);
+    changes.push((event as CustomEvent<StateChange>).detail);
   });
   return changes;
 }
 
 Deno.test("Session states: connecting, active, idle after silence, active on traffic, closed", async () => {
-  const heartbeatMs = 40;
-  const server = new Server({ handler: quietHandler(), heartbeatMs, handshakeTimeoutMs: 200 });
+  // Silence is measured against the clock handed to tick(), as the server's
+  // sweep does with Date.now(): the test hands it a heartbeat interval of
+  // silence instead of sitting one out, and a one-minute heartbeat keeps the
+  // sweep's own ticks from changing anything meanwhile.
+  const heartbeatMs = 60_000;
+  const server = new Server({ handler: quietHandler(), heartbeatMs });
   const listener = listen({ port: 0 });
   const accepted = listener[Symbol.asyncIterator]().next();
   const peer = new RawPeer(await dial(listener.addr));
@@ -127,13 +124,19 @@ Deno.test("Session states: connecting, active, idle after silence, active on tra
   await peer.handshake();
   assert.deepEqual(changes, [{ from: "connecting", to: "active" }]);
 
-  // Nothing from the peer for a heartbeat interval: idle.
-  await waitFor(() => session.state === SessionState.IDLE, "idle after silence", 500);
+  // Nothing from the peer for just under a heartbeat interval: still active;
+  // for a whole one: idle.
+  const lastHeard = session.stats.lastReceivedAt;
+  session.tick(lastHeard + heartbeatMs - 1, Infinity);
+  assert.equal(session.state, SessionState.ACTIVE);
+  session.tick(lastHeard + heartbeatMs, Infinity);
+  assert.equal(session.state, SessionState.IDLE);
   assert.deepEqual(changes[1], { from: "active", to: "idle" });
 
   // Any frame from the peer makes it active again.
+  const active = nextState(session, SessionState.ACTIVE);
   await peer.send({ type: FrameType.PING, seq: 0, payload: new Uint8Array(0) });
-  await waitFor(() => session.state === SessionState.ACTIVE, "active on traffic");
+  assert.deepEqual(await active, { from: "idle", to: "active" });
   assert.deepEqual(changes[2], { from: "idle", to: "active" });
 
   await peer.close();
@@ -148,7 +151,7 @@ Deno.test("Session states: connecting, active, idle after silence, active on tra
 });
 
 Deno.test("Session close() goes through disconnecting to closed, both sides", async () => {
-  await using t = startServer({ where: "memory", heartbeatMs: 50, handshakeTimeoutMs: 200 });
+  await using t = startServer({ where: "memory" });
   const client = await t.client();
   const server = serverSide(t.server, client);
   const clientChanges = recordChanges(client);
@@ -184,5 +187,4 @@ Deno.test("Session sends what was queued in one microtask as one write", async (
   await session.close();
   assert.equal(session.stats.framesOut, 5);
   await b.closed;
-  await delay(0);
 });
