@@ -7,11 +7,16 @@
  * - `@streamwire/streamwire/transport`: TCP, TLS, Unix and in-memory
  *   connections, handshake, sessions, heartbeats, broadcast and graceful
  *   shutdown; no methods.
- * - `@streamwire/streamwire/rpc`: methods, dispatcher, server and a
- *   reconnecting client with unary, batch and streaming calls.
- * - `@streamwire/streamwire/cli`: configuration and the server runner.
+ * - `@streamwire/streamwire/rpc`: methods, interceptors, peers, server and
+ *   a reconnecting client with unary, batch and streaming calls.
  *
- * This entry point re-exports all four layers.
+ * This entry point re-exports those three layers and nothing else: the
+ * other entry points are imported on their own, and loading the library
+ * loads neither Hono nor the TOML parser.
+ *
+ * - `@streamwire/streamwire/admin`: the admin HTTP API (Hono).
+ * - `@streamwire/streamwire/demo`: the demo application's methods.
+ * - `@streamwire/streamwire/cli`: configuration (TOML) and the server runner.
  *
  * @example Serve and call
  * ```ts
@@ -33,4 +38,3 @@
 export * from "./codec/mod.ts";
 export * from "./transport/mod.ts";
 export * from "./rpc/mod.ts";
-export * from "./cli/mod.ts";

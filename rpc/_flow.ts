@@ -1,8 +1,161 @@
-// Credit flow control of streaming calls (PROTOCOL.md 3.2), shared by the
-// calling and the called side.
+// What the calling and the serving side share: credit flow control of
+// streaming calls (PROTOCOL.md 3.2), values as codec bytes, and queueing
+// messages without dropping them.
 
-import { Status } from "../codec/constants.ts";
+import { FrameType, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
+import { encodedBodySize, type Message } from "../codec/message.ts";
+import type { PayloadCodec } from "../codec/payload_codec.ts";
+import type { Session } from "../transport/session.ts";
+
+/** What a handler may return as a stream of values. */
+export type StreamOutput = ReadableStream<unknown> | AsyncIterable<unknown> | Iterable<unknown>;
+
+/** A served call whose values are being sent. */
+export interface Producing {
+  id: number;
+  /** Credit for its DATA. */
+  gate?: CreditGate;
+  /** Set once the call was aborted: nothing more is sent. */
+  reason: unknown;
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Codec bytes of a value; `undefined` is "no value", zero bytes (PROTOCOL.md 2.1). */
+export function encodeValue(codec: PayloadCodec, value: unknown): Uint8Array {
+  return value === undefined ? EMPTY : codec.encode(value);
+}
+
+/** The value of codec bytes; zero bytes are `undefined`. */
+export function decodeValue(codec: PayloadCodec, bytes: Uint8Array): unknown {
+  return bytes.length === 0 ? undefined : codec.decode(bytes);
+}
+
+/**
+ * Queues a message on the session, waiting for room while its queue is
+ * full, so nothing is dropped while the session lives.
+ *
+ * @returns Undefined when queued at once, else a promise that resolves once
+ *   queued and rejects `unavailable` if the session closed first.
+ * @throws {StreamwireError} `resource_exhausted`, synchronously, for a frame
+ *   larger than the session's `maxFrame`.
+ */
+export function enqueue(session: Session, message: Message): Promise<void> | undefined {
+  if (session.send(message)) return undefined;
+  return session.write(message);
+}
+
+/** Does nothing: for promises whose failure is handled elsewhere. */
+export function ignore(): void {}
+
+/** A value the codec could not encode: this side's fault. */
+export function notEncodable(error: unknown): StreamwireError {
+  return new StreamwireError(
+    Status.INTERNAL,
+    `Result not encodable: ${(error as Error)?.message ?? String(error)}`,
+  );
+}
+
+/** An answer the session refused for being larger than the negotiated maxFrame. */
+export function tooLarge(session: Session, message: Message): StreamwireError {
+  return new StreamwireError(
+    Status.RESOURCE_EXHAUSTED,
+    `Result of '${
+      encodedBodySize(message)
+    }' bytes exceeds maxFrame '${session.settings?.maxFrame}'`,
+  );
+}
+
+/**
+ * Queues one DATA of a served call; a promise only while the queue is full.
+ *
+ * @throws {StreamwireError} `internal` for a value the codec cannot encode,
+ *   `resource_exhausted` for one larger than maxFrame.
+ */
+export function queueValue(
+  session: Session,
+  codec: PayloadCodec,
+  id: number,
+  value: unknown,
+): Promise<void> | undefined {
+  let data: Uint8Array;
+  try {
+    data = encodeValue(codec, value);
+  } catch (error) {
+    throw notEncodable(error);
+  }
+  const message = { type: FrameType.DATA, seq: id, data } as const;
+  try {
+    return enqueue(session, message);
+  } catch {
+    throw tooLarge(session, message);
+  }
+}
+
+/** Sends each value of `output` as DATA, against credit, until done or the call is aborted. */
+export async function produce(
+  session: Session,
+  codec: PayloadCodec,
+  call: Producing,
+  output: StreamOutput,
+): Promise<void> {
+  const gate = call.gate!;
+  // Credit and queue room are awaited only when exhausted, so a producer
+  // with values at hand sends a whole window in one synchronous run and
+  // the session writes it as one chunk. A DATA the full queue did not take
+  // is awaited before the next one, so END never overtakes it.
+  const room = async (): Promise<boolean> => {
+    if (!gate.tryTake()) await gate.take();
+    if (!session.writable) await session.ready();
+    return call.reason === undefined;
+  };
+  const send = async (value: unknown): Promise<void> => {
+    const sending = queueValue(session, codec, call.id, value);
+    if (sending !== undefined) await sending;
+  };
+  if (output instanceof ReadableStream) {
+    const reader = output.getReader();
+    try {
+      while (call.reason === undefined) {
+        const { value, done } = await reader.read();
+        if (done || !(await room())) break;
+        await send(value);
+      }
+    } finally {
+      if (call.reason !== undefined) reader.cancel(call.reason).catch(ignore);
+      reader.releaseLock();
+    }
+    return;
+  }
+  if (!(Symbol.asyncIterator in output)) {
+    const iterator = (output as Iterable<unknown>)[Symbol.iterator]();
+    try {
+      while (call.reason === undefined) {
+        const step = iterator.next();
+        if (step.done) break;
+        if (gate.credit <= 0 || !session.writable) {
+          if (!(await room())) break;
+        } else gate.tryTake();
+        const sending = queueValue(session, codec, call.id, step.value);
+        if (sending !== undefined) await sending;
+      }
+    } finally {
+      if (call.reason !== undefined) iterator.return?.();
+    }
+    return;
+  }
+  const iterator = (output as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  try {
+    while (call.reason === undefined) {
+      const step = await iterator.next();
+      if (step.done || !(await room())) break;
+      await send(step.value);
+    }
+  } finally {
+    if (call.reason !== undefined) await iterator.return?.();
+  }
+}
 
 /**
  * Incoming DATA of one call, exposed as a ReadableStream whose consumption

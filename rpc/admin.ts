@@ -1,6 +1,20 @@
 /**
  * The admin HTTP API of a live server, as a Hono app: health, metrics,
- * sessions (query, kick, notify), topics and broadcast.
+ * sessions (query, kick, notify), topics and broadcast. Its own entry
+ * point, `@streamwire/streamwire/admin`, so that the RPC layer does not
+ * load Hono.
+ *
+ * @example Serve the admin API next to a server
+ * ```ts
+ * import { adminApp } from "@streamwire/streamwire/admin";
+ * import { Methods, RpcServer } from "@streamwire/streamwire/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new RpcServer({ methods: new Methods() });
+ * const res = await adminApp(server).request("/health");
+ * assert.equal((await res.json()).sessions, 0);
+ * await server.shutdown();
+ * ```
  *
  * @module
  */
@@ -185,7 +199,8 @@ function prometheus(server: RpcServer): string {
  *
  * @example Usage
  * ```ts
- * import { adminApp, Methods, RpcServer } from "@streamwire/streamwire/rpc";
+ * import { adminApp } from "@streamwire/streamwire/admin";
+ * import { Methods, RpcServer } from "@streamwire/streamwire/rpc";
  * import assert from "node:assert/strict";
  *
  * const server = new RpcServer({ methods: new Methods() });

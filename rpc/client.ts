@@ -1,29 +1,37 @@
 /**
  * The RPC client: a connection state machine with reconnection, a safe
- * retry policy, auto-batching and server push.
+ * retry policy, interceptors, auto-batching and server push.
  *
  * @module
  */
 
-import { Status } from "../codec/constants.ts";
+import { FrameType, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { dial, type DialOptions } from "../transport/dial.ts";
 import type { Connection } from "../transport/connection.ts";
 import type { HelloOptions } from "../transport/handshake.ts";
 import { openSession } from "../transport/open_session.ts";
 import type { Session, SessionLimits } from "../transport/session.ts";
-import { CoalesceStream } from "./coalesce_stream.ts";
+import { AutoBatcher, sendBatched } from "./_autobatch.ts";
+import { type Caller, callerOf, type Pending } from "./_caller.ts";
+import { logError } from "./_dispatcher.ts";
+import { Outgoing } from "./_outgoing.ts";
+import { Waiting } from "./_waiting.ts";
+import type { Call, Interceptor } from "./interceptor.ts";
 import type { Methods } from "./methods.ts";
-import { activeTraceparent } from "./trace.ts";
 import {
   type BatchCall,
   type BatchOutcome,
   type CallOptions,
+  type ErrorInfo,
   type PeerLimits,
-  type PendingCall,
   type Push,
   RpcPeer,
 } from "./peer.ts";
+import { traceContext } from "./trace.ts";
+import { backoffDelay, RECONNECT_DEFAULTS, type ReconnectOptions } from "./_backoff.ts";
+
+export { backoffDelay, type ReconnectOptions };
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -46,18 +54,6 @@ export const ClientState = {
 /** A client state. */
 export type ClientState = typeof ClientState[keyof typeof ClientState];
 
-/** Reconnection with exponential backoff and full jitter. */
-export interface ReconnectOptions {
-  /** First delay in ms. @default {100} */
-  initialDelayMs?: number;
-  /** Growth factor per attempt. @default {2} */
-  factor?: number;
-  /** Largest delay in ms. @default {30000} */
-  maxDelayMs?: number;
-  /** Attempts after a connection is lost (or the first one fails) before giving up. @default {5} */
-  maxRetries?: number;
-}
-
 /** Options of {@linkcode connect}. */
 export interface ClientOptions extends HelloOptions, PeerLimits, SessionLimits {
   /** Methods the server may call on this client (even call ids). */
@@ -65,15 +61,34 @@ export interface ClientOptions extends HelloOptions, PeerLimits, SessionLimits {
   /** Reconnection policy, or `false` to fail everything when the connection drops. */
   reconnect?: ReconnectOptions | false;
   /**
+   * Wrap every call the client makes (`call.side` is `"caller"`) and every
+   * call it serves from `methods` (`"callee"`), first one outermost. A list
+   * given here replaces the default: include `traceContext()` to keep
+   * sending the active span's `traceparent`, or leave it out (`[]`) to send
+   * none.
+   *
+   * @default {[traceContext()]}
+   */
+  interceptors?: Interceptor[];
+  /**
+   * Receives what fails on this side unseen by the server: errors of the
+   * methods it serves that are not `StreamwireError`s, and whatever a
+   * {@linkcode RpcClient.subscribe} callback throws.
+   *
+   * @default {logs with console.error}
+   */
+  onError?: (error: unknown, info: ErrorInfo) => void;
+  /**
    * Coalesce unary calls made in the same event-loop turn into one BATCH.
-   * Calls with a signal or metadata are sent on their own; calls with
-   * different timeouts go in different BATCHes.
+   * Calls with a signal, metadata or trace context are sent on their own;
+   * calls with different timeouts go in different BATCHes.
    *
    * @default {false}
    */
   autoBatch?: boolean;
   /**
-   * Calls held while (re)connecting; more fail with `resource_exhausted`.
+   * Calls (of every kind) waiting for a connection while the client
+   * connects or reconnects; more fail with `resource_exhausted`.
    *
    * @default {1000}
    */
@@ -86,69 +101,25 @@ export interface ClientOptions extends HelloOptions, PeerLimits, SessionLimits {
    * @default {1024}
    */
   maxBufferedPushes?: number;
-  /**
-   * Supplies a W3C `traceparent` per call made without one.
-   *
-   * @default {activeTraceparent} the active OpenTelemetry span's, if any
-   */
-  traceparent?: () => string | undefined;
   /** How long the handshake may take, in ms. @default {5000} */
   handshakeTimeoutMs?: number;
   /** Opens connections instead of dialing `target`, such as a memory pair's end. */
   dial?: () => Promise<Connection>;
 }
 
-const RECONNECT_DEFAULTS: Required<ReconnectOptions> = {
-  initialDelayMs: 100,
-  factor: 2,
-  maxDelayMs: 30_000,
-  maxRetries: 5,
-};
-
-interface Waiting {
-  run(peer: RpcPeer): void;
-  fail(error: StreamwireError): void;
-}
-
-interface Batched {
-  method: string;
-  params: unknown;
-  timeout: number | undefined;
-  idempotent: boolean;
-  resolve(value: unknown): void;
-  reject(error: StreamwireError): void;
-}
-
-/**
- * Full-jitter backoff delay for an attempt (0-based): a uniform random
- * delay between 0 and `min(maxDelayMs, initialDelayMs * factor^attempt)`.
- *
- * @param attempt Attempt number, from 0.
- * @param options Backoff parameters.
- * @returns Delay in ms.
- *
- * @example Usage
- * ```ts
- * import { backoffDelay } from "@streamwire/streamwire/rpc";
- * import assert from "node:assert/strict";
- *
- * const delay = backoffDelay(3, { initialDelayMs: 100, factor: 2, maxDelayMs: 30_000 });
- * assert.ok(delay >= 0 && delay <= 800);
- * ```
- */
-export function backoffDelay(attempt: number, options: ReconnectOptions = {}): number {
-  const o = { ...RECONNECT_DEFAULTS, ...options };
-  const cap = Math.min(o.maxDelayMs, o.initialDelayMs * o.factor ** attempt);
-  return Math.random() * cap;
-}
-
 /**
  * A client of one server address, reconnecting as needed.
  *
+ * While the client connects or reconnects, every kind of call waits for
+ * the connection, up to `maxQueuedCalls` of them, each within its own
+ * timeout and signal; all fail alike once the client gives up or closes.
+ * Streams are returned at once and attach when the call is sent.
+ *
  * Retry policy: after a lost connection, a call is sent again only if it is
  * safe: it was never sent, the server's GOAWAY showed it was above `lastId`
- * (not processed), or it was marked `idempotent`. Every other call fails
- * with `unavailable`; none is dropped silently.
+ * (not processed: such calls are moved to the next connection as soon as
+ * the GOAWAY arrives), or it was marked `idempotent`. Every other call
+ * fails with `unavailable`; none is dropped silently.
  *
  * Emits `statechange` events (`CustomEvent` with `{ from, to }`).
  *
@@ -173,11 +144,12 @@ export class RpcClient extends EventTarget {
   #state: ClientState = ClientState.DISCONNECTED;
   #options: ClientOptions;
   #open: () => Promise<Connection>;
+  #interceptors: Interceptor[];
+  #onError: (error: unknown, info: ErrorInfo) => void;
   #peer: RpcPeer | undefined;
   #session: Session | undefined;
-  #waiting: Waiting[] = [];
+  #waiting = new Waiting();
   #closing = false;
-  #draining = false;
   /** Why the client stopped reconnecting; later calls fail with it instead of waiting forever. */
   #gaveUp: StreamwireError | undefined;
   #retryTimer: Timer | undefined;
@@ -185,21 +157,39 @@ export class RpcClient extends EventTarget {
   #subscribers = new Map<string, Set<(params: unknown, push: Push) => void>>();
   #pushController: ReadableStreamDefaultController<Push> | undefined;
   #pushes: ReadableStream<Push> | undefined;
-  #batcher: WritableStreamDefaultWriter<Batched> | undefined;
-  /** Auto-batched calls not yet settled; bounded by `maxPendingCalls`. */
-  #batched = 0;
+  #batcher: AutoBatcher | undefined;
+  /** Calls through the interceptors, then to the current connection or the next. */
+  #outgoing: Outgoing;
+  /** Calls already intercepted (auto-batched ones), straight to a connection. */
+  #direct: Outgoing;
 
   /**
    * Creates a client; {@linkcode RpcClient.start} (or {@linkcode connect}) connects it.
    *
    * @param open Opens a new connection to the server.
-   * @param options Handshake offer, limits, reconnection and push handling.
+   * @param options Handshake offer, limits, interceptors, reconnection and push handling.
    */
   constructor(open: () => Promise<Connection>, options: ClientOptions = {}) {
     super();
     this.#open = open;
     this.#options = options;
-    if (options.autoBatch) this.#batcher = this.#createBatcher();
+    this.#interceptors = options.interceptors ?? [traceContext()];
+    this.#onError = options.onError ?? logError;
+    const defaultTimeoutMs = options.defaultTimeoutMs ?? 30_000;
+    const caller = (c: Call, deadline: number, signal?: AbortSignal) =>
+      this.#callerFor(c, deadline, signal);
+    if (options.autoBatch) {
+      this.#batcher = new AutoBatcher(
+        options.maxBatchSize ?? 1024,
+        options.maxPendingCalls ?? 10_000,
+        (calls) => sendBatched(this.#direct, calls),
+      );
+    }
+    this.#outgoing = new Outgoing(this.#interceptors, defaultTimeoutMs, {
+      caller,
+      unary: this.#batcher && ((c, idempotent) => this.#autoBatch(c, idempotent)),
+    });
+    this.#direct = new Outgoing([], defaultTimeoutMs, { caller });
   }
 
   /** Current state. */
@@ -263,40 +253,7 @@ export class RpcClient extends EventTarget {
    * @returns The result.
    */
   call(method: string, params?: unknown, options: CallOptions = {}): Promise<unknown> {
-    if (
-      this.#batcher && this.#state === ClientState.READY && !this.#draining &&
-      options.signal === undefined && options.metadata === undefined &&
-      options.tracestate === undefined && this.#traceparentOf(options) === undefined
-    ) {
-      // A BATCH carries one extension block, so calls with their own trace
-      // context, metadata or signal go out on their own.
-      const limit = this.#options.maxPendingCalls ?? 10_000;
-      if (this.#batched >= limit) {
-        return Promise.reject(
-          new StreamwireError(
-            Status.RESOURCE_EXHAUSTED,
-            `Too many calls waiting to be batched: maxPendingCalls '${limit}'`,
-          ),
-        );
-      }
-      this.#batched++;
-      const settled = () => this.#batched--;
-      return new Promise((resolve, reject) => {
-        this.#batcher!.write({
-          method,
-          params,
-          timeout: options.timeout,
-          idempotent: options.idempotent ?? false,
-          resolve,
-          reject,
-        }).catch(reject);
-      }).finally(settled);
-    }
-    const peer = this.#peer;
-    if (peer !== undefined && this.#state === ClientState.READY && !this.#draining) {
-      return peer.call(method, params, options);
-    }
-    return this.#withPeer((peer) => peer.call(method, params, options));
+    return this.#outgoing.call(method, params, options);
   }
 
   /**
@@ -304,10 +261,11 @@ export class RpcClient extends EventTarget {
    *
    * @param method Method name.
    * @param params Params.
-   * @param options Metadata.
+   * @param options Metadata; a timeout or signal bounds the wait for a connection.
+   * @returns Resolves once the NOTIFY is queued for sending.
    */
-  notify(method: string, params?: unknown, options: CallOptions = {}): void {
-    this.#peerNow().notify(method, params, options);
+  notify(method: string, params?: unknown, options: CallOptions = {}): Promise<void> {
+    return this.#outgoing.notify(method, params, options);
   }
 
   /**
@@ -318,35 +276,38 @@ export class RpcClient extends EventTarget {
    * @returns One outcome per call, in order.
    */
   batch(calls: readonly BatchCall[], options: CallOptions = {}): Promise<BatchOutcome[]> {
-    return this.#withPeer((peer) => peer.batch(calls, options)) as Promise<BatchOutcome[]>;
+    return this.#outgoing.batch(calls, options);
   }
 
   /**
    * Opens a server stream; reading grants CREDIT, cancelling sends CANCEL.
+   * A failure to open it, at once or after waiting for a connection,
+   * fails the returned stream.
    *
    * @param method Method name.
    * @param params Params.
-   * @param options Timeout, signal, metadata.
+   * @param options Timeout (none by default), signal, metadata.
    * @returns The results.
    */
   stream(method: string, params?: unknown, options: CallOptions = {}): ReadableStream<unknown> {
-    return this.#peerNow().stream(method, params, options);
+    return this.#outgoing.stream(method, params, options);
   }
 
   /**
-   * Client-streaming call.
+   * Client-streaming call. The server may answer before it has read all
+   * the input: the answer stands and the rest is not sent.
    *
    * @param method Method name.
    * @param input Values to send.
-   * @param options Timeout, signal, metadata.
+   * @param options Timeout (none by default), signal, metadata, `params` of the OPEN.
    * @returns The result.
    */
   upload(
     method: string,
     input: ReadableStream<unknown> | AsyncIterable<unknown>,
-    options: CallOptions = {},
+    options: CallOptions & { params?: unknown } = {},
   ): Promise<unknown> {
-    return this.#withPeer((peer) => peer.upload(method, input, options));
+    return this.#outgoing.upload(method, input, options);
   }
 
   /**
@@ -354,7 +315,7 @@ export class RpcClient extends EventTarget {
    *
    * @param method Method name.
    * @param params Params of the OPEN.
-   * @param options Timeout, signal, metadata.
+   * @param options Timeout (none by default), signal, metadata.
    * @returns Readable of results and writable of values.
    */
   duplex(
@@ -362,11 +323,12 @@ export class RpcClient extends EventTarget {
     params?: unknown,
     options: CallOptions = {},
   ): { readable: ReadableStream<unknown>; writable: WritableStream<unknown> } {
-    return this.#peerNow().duplex(method, params, options);
+    return this.#outgoing.duplex(method, params, options);
   }
 
   /**
-   * Calls `callback` for every BROADCAST on `topic`.
+   * Calls `callback` for every BROADCAST on `topic`. What it throws goes to
+   * `onError`; the connection and other callbacks are not affected.
    *
    * @param topic Topic (the BROADCAST's method).
    * @param callback Receives the decoded params.
@@ -394,20 +356,15 @@ export class RpcClient extends EventTarget {
     clearTimeout(this.#retryTimer);
     this.#setState(ClientState.CLOSING);
     const error = new StreamwireError(Status.CANCELLED, "Client closed");
-    this.#failWaiting(error);
+    this.#waiting.fail(error);
     this.#ready?.reject(error);
-    await this.#batcher?.close().catch(() => {});
+    await this.#batcher?.close();
     this.#peer?.close(error);
     await this.#session?.close();
     try {
       this.#pushController?.close();
     } catch { /* already closed */ }
     this.#setState(ClientState.DISCONNECTED);
-  }
-
-  /** The traceparent a call would carry: its own, or the supplier's (the active span's). */
-  #traceparentOf(options: CallOptions): string | undefined {
-    return options.traceparent ?? (this.#options.traceparent ?? activeTraceparent)();
   }
 
   #setState(to: ClientState): void {
@@ -417,24 +374,22 @@ export class RpcClient extends EventTarget {
     this.dispatchEvent(new CustomEvent("statechange", { detail: { from, to } }));
   }
 
-  #peerNow(): RpcPeer {
-    if (this.#peer === undefined || this.#state !== ClientState.READY || this.#draining) {
-      throw new StreamwireError(Status.UNAVAILABLE, `Client is ${this.#state}, not ready`);
+  /** The peer new calls go to, if there is one now: ready and not told to go away. */
+  #current(): RpcPeer | undefined {
+    if (this.#state !== ClientState.READY || this.#session?.peerGoaway !== undefined) {
+      return undefined;
     }
     return this.#peer;
   }
 
-  /** Runs `fn` on the current peer, or queues it until the next connection is ready. */
-  #withPeer(fn: (peer: RpcPeer) => Promise<unknown>): Promise<unknown> {
-    if (this.#peer !== undefined && this.#state === ClientState.READY && !this.#draining) {
-      return fn(this.#peer);
-    }
-    if (this.#closing) {
-      return Promise.reject(new StreamwireError(Status.CANCELLED, "Client closed"));
-    }
-    if (this.#gaveUp !== undefined) return Promise.reject(this.#gaveUp);
+  /** The caller of the current connection, or a promise of the next one's. */
+  #callerFor(c: Call, deadline: number, signal?: AbortSignal): Caller | Promise<Caller> {
+    const peer = this.#current();
+    if (peer !== undefined) return callerOf(peer);
+    const refused = this.#refusal();
+    if (refused !== undefined) return Promise.reject(refused);
     const limit = this.#options.maxQueuedCalls ?? 1000;
-    if (this.#waiting.length >= limit) {
+    if (this.#waiting.size >= limit) {
       return Promise.reject(
         new StreamwireError(
           Status.RESOURCE_EXHAUSTED,
@@ -442,18 +397,41 @@ export class RpcClient extends EventTarget {
         ),
       );
     }
-    return new Promise((resolve, reject) => {
-      this.#waiting.push({
-        run: (peer) => fn(peer).then(resolve, reject),
+    return new Promise((resolve, reject) =>
+      this.#waiting.add({
+        method: c.method,
+        deadline,
+        signals: [c.signal, signal],
+        run: (peer) => resolve(callerOf(peer)),
         fail: reject,
-      });
+      })
+    );
+  }
+
+  /** Why a call cannot wait for a connection, if it cannot. */
+  #refusal(): StreamwireError | undefined {
+    if (this.#closing) return new StreamwireError(Status.CANCELLED, "Client closed");
+    return this.#gaveUp;
+  }
+
+  /** Moves a call that was not processed to the next connection. */
+  #requeue(call: Pending): void {
+    this.#waiting.add({
+      method: call.message.type === FrameType.REQUEST ? call.message.method : "",
+      deadline: call.deadline,
+      signals: [call.signal],
+      run: (peer) => callerOf(peer).resend(call),
+      fail: (error) => call.reject(error),
     });
   }
 
-  #failWaiting(error: StreamwireError): void {
-    const waiting = this.#waiting;
-    this.#waiting = [];
-    for (const w of waiting) w.fail(error);
+  /** Auto-batching: a call without its own signal, metadata or trace context joins this turn's BATCH. */
+  #autoBatch(c: Call, idempotent: boolean): Promise<unknown> | undefined {
+    if (
+      c.signal !== undefined || c.metadata.length > 0 || c.traceparent !== undefined ||
+      c.tracestate !== undefined || this.#current() === undefined
+    ) return undefined;
+    return this.#batcher!.add(c, idempotent);
   }
 
   async #connect(attempt: number): Promise<void> {
@@ -469,22 +447,28 @@ export class RpcClient extends EventTarget {
       }
       this.#setState(ClientState.CONNECTED);
       this.#setState(ClientState.AUTHENTICATING);
+      const options = this.#options;
       session = await openSession(conn, {
-        ...this.#options,
+        ...options,
+        maxBatchEntries: options.maxBatchEntries ?? options.maxBatchSize,
         handler: {
           // The peer exists from the handshake on, so a NOTIFY or BROADCAST
           // read together with HELLO_ACK reaches it.
           open: (s) => {
             peer = new RpcPeer(s, {
-              ...this.#options,
-              traceparent: this.#options.traceparent ?? activeTraceparent,
-              onPush: (push) => this.#deliver(push),
+              ...options,
+              interceptors: this.#interceptors,
+              onError: this.#onError,
+              onPush: (push) => this.#deliver(s, push),
             });
           },
-          message: (_s, message) => peer?.handle([message]),
-          goaway: () => {
-            // Calls at or below lastId finish here; new ones wait for the next connection.
-            this.#draining = true;
+          message: (_s, message) => peer?.handle(message),
+          goaway: (_s, message) => {
+            // Calls above lastId were not processed (PROTOCOL.md 5): they go
+            // to the next connection, and the ERROR that refuses them here
+            // is ignored. Calls at or below it finish here.
+            if (peer === undefined || options.reconnect === false) return;
+            for (const call of callerOf(peer).takePending(message.lastId)) this.#requeue(call);
           },
           close: (s, reason) => this.#lost(s, reason),
         },
@@ -502,13 +486,11 @@ export class RpcClient extends EventTarget {
       return;
     }
     this.#session = session;
-    this.#draining = false;
     this.#peer = peer!;
     this.#setState(ClientState.READY);
     this.#ready?.resolve();
-    const waiting = this.#waiting;
-    this.#waiting = [];
-    for (const w of waiting) w.run(this.#peer);
+    if (session.peerGoaway !== undefined) return; // told to go away at once: wait for the next
+    this.#waiting.run(this.#peer);
   }
 
   #retry(attempt: number, fatal: StreamwireError | undefined, cause: StreamwireError): void {
@@ -523,7 +505,7 @@ export class RpcClient extends EventTarget {
         );
       this.#gaveUp = error;
       this.#setState(ClientState.DISCONNECTED);
-      this.#failWaiting(error);
+      this.#waiting.fail(error);
       this.#ready?.reject(error);
       return;
     }
@@ -542,7 +524,7 @@ export class RpcClient extends EventTarget {
       `Connection lost${reason ? `: ${reason.message}` : ""}`,
       { cause: reason },
     );
-    const orphans = peer.takePending();
+    const orphans = callerOf(peer).takePending();
     peer.close(error);
     if (this.#closing) {
       for (const call of orphans) call.reject(error);
@@ -561,21 +543,22 @@ export class RpcClient extends EventTarget {
       this.start();
     } else {
       this.#gaveUp = error;
-      this.#failWaiting(error);
+      this.#waiting.fail(error);
     }
   }
 
-  #requeue(call: PendingCall): void {
-    this.#waiting.push({ run: (peer) => peer.resend(call), fail: (e) => call.reject(e) });
-  }
-
-  #deliver(push: Push): void {
+  #deliver(session: Session, push: Push): void {
     const subscribers = this.#subscribers.get(push.method);
     if (subscribers) {
       for (const callback of subscribers) {
         try {
           callback(push.params, push);
-        } catch { /* a subscriber's failure is its own */ }
+        } catch (error) {
+          // A subscriber's failure is its own: the others and the connection go on.
+          try {
+            this.#onError(error, { method: push.method, session, id: 0 });
+          } catch { /* nor does a failing logger stop them */ }
+        }
       }
     }
     const controller = this.#pushController;
@@ -587,50 +570,6 @@ export class RpcClient extends EventTarget {
       controller.enqueue(push);
     }
   }
-
-  /** Auto-batching as a stream composition: calls, coalesced per turn, into BATCH frames. */
-  #createBatcher(): WritableStreamDefaultWriter<Batched> {
-    const coalesce = new CoalesceStream<Batched>({
-      maxBatch: this.#options.maxBatchSize ?? 1024,
-    });
-    coalesce.readable.pipeTo(
-      new WritableStream<Batched[]>({
-        write: (group) => {
-          // One BATCH per distinct timeout: a call must not fail at a
-          // neighbour's shorter deadline (results arrive in one frame).
-          const first = group[0].timeout;
-          if (group.every((c) => c.timeout === first)) return this.#sendBatched(group);
-          const byTimeout = new Map<number | undefined, Batched[]>();
-          for (const c of group) {
-            const same = byTimeout.get(c.timeout);
-            if (same) same.push(c);
-            else byTimeout.set(c.timeout, [c]);
-          }
-          for (const calls of byTimeout.values()) this.#sendBatched(calls);
-        },
-      }),
-    ).catch(() => {});
-    return coalesce.writable.getWriter();
-  }
-
-  /** Sends calls that share a timeout: alone as a REQUEST, else as one BATCH. */
-  #sendBatched(calls: Batched[]): void {
-    const timeout = calls[0].timeout;
-    if (calls.length === 1) {
-      const [c] = calls;
-      this.#withPeer((peer) => peer.call(c.method, c.params, { timeout, idempotent: c.idempotent }))
-        .then(c.resolve, c.reject);
-      return;
-    }
-    this.batch(
-      calls.map((c) => ({ method: c.method, params: c.params })),
-      { timeout, idempotent: calls.every((c) => c.idempotent) },
-    ).then(
-      (outcomes) =>
-        outcomes.forEach((o, i) => o.ok ? calls[i].resolve(o.value) : calls[i].reject(o.error)),
-      (error) => calls.forEach((c) => c.reject(StreamwireError.from(error))),
-    );
-  }
 }
 
 /**
@@ -638,7 +577,7 @@ export class RpcClient extends EventTarget {
  *
  * @param target `tcp://host:port`, `tls://host:port`, `unix:///path`, or
  *   transport options; ignored when `options.dial` is given.
- * @param options Handshake offer, limits, reconnection and push handling.
+ * @param options Handshake offer, limits, interceptors, reconnection and push handling.
  * @returns A ready client.
  * @throws {StreamwireError} When no connection could be made within the retries.
  *

@@ -1,7 +1,21 @@
 /**
  * The built-in demo application served by `deno task serve`: an echo
  * server and a chat-room server. Its contract is fixed, so clients in other
- * languages can rely on it.
+ * languages can rely on it. Its own entry point,
+ * `@streamwire/streamwire/demo`, apart from the RPC layer.
+ *
+ * @example Serve the demo
+ * ```ts
+ * import { demoMethods } from "@streamwire/streamwire/demo";
+ * import { connect, RpcServer } from "@streamwire/streamwire/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const server: RpcServer = new RpcServer({ methods: demoMethods(() => server) });
+ * const client = await connect(server.listen({ port: 0 }));
+ * assert.equal(await client.call("echo", "hi"), "hi");
+ * await client.close();
+ * await server.shutdown();
+ * ```
  *
  * @module
  */
@@ -56,7 +70,8 @@ function room(params: unknown): string {
  *
  * @example Usage
  * ```ts
- * import { connect, demoMethods, RpcServer } from "@streamwire/streamwire/rpc";
+ * import { demoMethods } from "@streamwire/streamwire/demo";
+ * import { connect, RpcServer } from "@streamwire/streamwire/rpc";
  * import assert from "node:assert/strict";
  *
  * const server: RpcServer = new RpcServer({ methods: demoMethods(() => server) });

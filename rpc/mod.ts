@@ -1,9 +1,14 @@
 /**
- * RPC over the transport: a method registry, a dispatcher per session
- * ({@linkcode RpcPeer}), a server ({@linkcode RpcServer}) and a reconnecting
- * client ({@linkcode connect}) with unary, batch and streaming calls.
- * Streaming calls are `ReadableStream`s whose reads grant CREDIT, so a slow
- * consumer slows its producer end to end.
+ * RPC over the transport: a method registry, a peer per session that makes
+ * and serves calls ({@linkcode RpcPeer}), a server ({@linkcode RpcServer})
+ * and a reconnecting client ({@linkcode connect}) with unary, batch and
+ * streaming calls, wrapped by {@linkcode Interceptor}s. Streaming calls are
+ * `ReadableStream`s whose reads grant CREDIT, so a slow consumer slows its
+ * producer end to end.
+ *
+ * The admin HTTP API is its own entry point, `@streamwire/streamwire/admin`,
+ * and the demo application `@streamwire/streamwire/demo`: importing this
+ * one loads neither.
  *
  * @example Call a method
  * ```ts
@@ -21,10 +26,9 @@
  */
 
 export * from "./methods.ts";
+export * from "./interceptor.ts";
 export * from "./peer.ts";
 export * from "./server.ts";
 export * from "./client.ts";
 export * from "./coalesce_stream.ts";
-export * from "./demo.ts";
 export * from "./trace.ts";
-export * from "./admin.ts";

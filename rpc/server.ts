@@ -15,8 +15,9 @@ import {
   type ServerOptions,
 } from "../transport/server.ts";
 import type { Session } from "../transport/session.ts";
+import type { Interceptor } from "./interceptor.ts";
 import type { Methods } from "./methods.ts";
-import { type PeerLimits, type Push, RpcPeer } from "./peer.ts";
+import { type ErrorInfo, type PeerLimits, type Push, RpcPeer } from "./peer.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { Status } from "../codec/constants.ts";
 
@@ -24,8 +25,26 @@ import { Status } from "../codec/constants.ts";
 export interface RpcServerOptions extends Omit<ServerOptions, "handler">, PeerLimits {
   /** The methods served. */
   methods: Methods;
-  /** Receives NOTIFY for unregistered methods, with the sending session. */
+  /**
+   * Receives NOTIFY for unregistered methods, with the sending session;
+   * what it throws goes to `onError`.
+   */
   onPush?: (session: Session, push: Push) => void;
+  /**
+   * Wrap every call the server serves (`call.side` is `"callee"`) and every
+   * call it makes to a client through {@linkcode RpcServer.peer}
+   * (`"caller"`), first one outermost.
+   */
+  interceptors?: Interceptor[];
+  /**
+   * Receives what fails unseen by clients: errors thrown by handlers or
+   * interceptors that are not `StreamwireError`s (the client gets code 2
+   * `unknown` and a generic message naming the method), failures of NOTIFY
+   * handlers, and whatever `onPush` throws.
+   *
+   * @default {logs with console.error}
+   */
+  onError?: (error: unknown, info: ErrorInfo) => void;
 }
 
 /**
@@ -62,6 +81,8 @@ export class RpcServer {
     const onPush = options.onPush;
     this.transport = new Server({
       ...options,
+      // A BATCH over maxBatchSize is refused from its count: its entries are never built.
+      maxBatchEntries: options.maxBatchEntries ?? options.maxBatchSize,
       handler: {
         open: (session) => {
           this.#peers.set(
@@ -72,7 +93,7 @@ export class RpcServer {
             }),
           );
         },
-        message: (session, message) => this.#peers.get(session)?.handle([message]),
+        message: (session, message) => this.#peers.get(session)?.handle(message),
         drain: (session) => this.#peers.get(session)?.drain() ?? Promise.resolve(),
         close: (session, reason) => {
           this.#peers.get(session)?.close(

@@ -1,12 +1,14 @@
 /**
- * W3C Trace Context for calls (PROTOCOL.md 1.2): the `traceparent` of the
- * active OpenTelemetry span goes out with each call, and a served call can
- * continue the caller's trace.
+ * W3C Trace Context for calls (PROTOCOL.md 1.2): the {@linkcode traceContext}
+ * interceptor sends the active OpenTelemetry span's `traceparent` with each
+ * call (clients include it by default), and a served call finds its
+ * caller's in `ctx.traceparent` to continue the trace.
  *
  * @module
  */
 
 import { isSpanContextValid, trace } from "@opentelemetry/api";
+import type { Interceptor } from "./interceptor.ts";
 
 /** The fields of a W3C `traceparent` header. */
 export interface TraceParent {
@@ -93,4 +95,45 @@ export function childTraceparent(parent: string | undefined): string | undefined
   do crypto.getRandomValues(id); while (id.every((b) => b === 0));
   const spanId = Array.from(id, (b) => b.toString(16).padStart(2, "0")).join("");
   return `00-${parsed.traceId}-${spanId}-${parsed.flags.toString(16).padStart(2, "0")}`;
+}
+
+/**
+ * An interceptor that gives each call this side makes a `traceparent`, when
+ * it has none of its own: by default the active OpenTelemetry span's, so a
+ * trace continues across services. Calls it serves are left as they are:
+ * their handlers read the caller's in `ctx.traceparent`.
+ *
+ * A client ({@linkcode connect}) uses `[traceContext()]` when given no
+ * `interceptors`; a list of its own replaces that default, so include
+ * `traceContext()` in it to keep propagating, or leave it out to send none.
+ *
+ * @param supplier Returns the `traceparent` of the moment a call is made.
+ * @returns The interceptor.
+ *
+ * @example Send a fixed traceparent, and read it on the serving side
+ * ```ts
+ * import { connect, Methods, RpcServer, traceContext } from "@streamwire/streamwire/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+ * const server = new RpcServer({
+ *   methods: new Methods().unary("trace", (_p, ctx) => ctx.traceparent),
+ * });
+ * const client = await connect(server.listen({ port: 0 }), {
+ *   interceptors: [traceContext(() => tp)],
+ * });
+ * assert.equal(await client.call("trace"), tp);
+ * await client.close();
+ * await server.shutdown();
+ * ```
+ */
+export function traceContext(
+  supplier: () => string | undefined = activeTraceparent,
+): Interceptor {
+  return (next) => (call) => {
+    if (call.side === "caller" && call.traceparent === undefined) {
+      call.traceparent = supplier();
+    }
+    return next(call);
+  };
 }

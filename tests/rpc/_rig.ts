@@ -37,6 +37,8 @@ export async function waitFor(
 /** What the test methods observed. */
 export class Probe {
   notified: unknown[] = [];
+  /** What the server's onError received. */
+  errors: { error: unknown; method: string; id: number }[] = [];
   aborted: { method: string; code: number }[] = [];
   contexts: CallContext[] = [];
   /** Items produced by `ticks` so far. */
@@ -149,6 +151,7 @@ export interface RigOptions {
 export async function rig(kind: Kind, options: RigOptions = {}): Promise<Rig> {
   const probe = new Probe();
   const server: RpcServer = new RpcServer({
+    onError: (error, { method, id }) => probe.errors.push({ error, method, id }),
     ...options.server,
     methods: (options.methods ?? testMethods)(() => server, probe),
   });

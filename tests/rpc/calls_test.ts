@@ -60,9 +60,10 @@ for (const kind of KINDS) {
     assert.match(err(1).message, /Unknown method 'nope'/);
     assert.equal(err(2).code, Status.NOT_FOUND);
     assert.equal(err(2).message, "No user 'ada'");
-    // A plain Error crosses as `unknown` with its message only, no stack.
+    // A plain Error crosses as `unknown` with a generic message: its own stays here.
     assert.equal(err(3).code, Status.UNKNOWN);
-    assert.equal(err(3).message, "plain boom");
+    assert.equal(err(3).message, "Internal error in 'fail.plain'");
+    assert.deepEqual(r.probe.errors.map((e) => e.method), ["fail.plain"]);
     assert.equal(err(4).code, Status.INVALID_ARGUMENT);
     assert.deepEqual(outcomes[5], { ok: true, value: true });
     assert.equal(err(6).code, Status.ABORTED);

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { traceContext } from "../../rpc/trace.ts";
 import { KINDS, rig, waitFor } from "./_rig.ts";
 
 const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -11,14 +12,14 @@ interface Seen {
 }
 
 for (const kind of KINDS) {
-  Deno.test(`${kind}: the client's traceparent option reaches ctx.traceparent`, async () => {
+  Deno.test(`${kind}: traceContext's traceparent reaches ctx.traceparent`, async () => {
     let calls = 0;
     await using r = await rig(kind, {
       client: {
-        traceparent: () => {
+        interceptors: [traceContext(() => {
           calls++;
           return TP;
-        },
+        })],
       },
     });
     const seen = await r.client.call("ctx") as Seen;

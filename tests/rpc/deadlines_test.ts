@@ -62,8 +62,7 @@ for (const kind of KINDS) {
   Deno.test(`${kind}: a stream's timeout ends it with deadline_exceeded`, async () => {
     await using r = await rig(kind);
     const reader = r.client.stream("ticks", undefined, { timeout: 30 }).getReader();
-    assert.equal((await reader.read()).value, 0);
-    await delay(60);
+    // Values come until the deadline; the stream never just ends.
     await assert.rejects(
       (async () => {
         for (;;) if ((await reader.read()).done) break;

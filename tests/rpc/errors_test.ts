@@ -11,7 +11,8 @@ for (const kind of KINDS) {
     assert.equal(e1.message, "No user 'ada'");
     assert.ok(e1 instanceof StreamwireError);
     const e2 = await rejectsWith(r.client.call("fail.plain"), Status.UNKNOWN);
-    assert.equal(e2.message, "plain boom", "message only: no stack crosses the wire");
+    assert.equal(e2.message, "Internal error in 'fail.plain'", "neither message nor stack crosses");
+    assert.equal((r.probe.errors[0].error as Error).message, "plain boom", "kept for the log");
     await rejectsWith(r.client.call("fail.async"), Status.ABORTED);
     assert.equal(r.client.pending, 0);
     assert.equal(r.serverPeer().inflight, 0);

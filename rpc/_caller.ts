@@ -1,0 +1,580 @@
+// The calling side of a peer: sends unary, batch, streaming and NOTIFY calls
+// and settles them from the answers (PROTOCOL.md 3).
+
+import { FrameType, Status } from "../codec/constants.ts";
+import { StreamwireError } from "../codec/error.ts";
+import type {
+  BatchMessage,
+  BatchResultEntry,
+  CallEntry,
+  CallMessage,
+  Extensions,
+  Message,
+} from "../codec/message.ts";
+import { getCodec, type PayloadCodec } from "../codec/payload_codec.ts";
+import type { Session } from "../transport/session.ts";
+import { Deadlines } from "./_deadlines.ts";
+import { CreditGate, decodeValue, encodeValue, enqueue, ignore, Inbox } from "./_flow.ts";
+import type { Call } from "./interceptor.ts";
+import type { BatchCall, BatchOutcome, RpcPeer } from "./peer.ts";
+
+type Timer = ReturnType<typeof setTimeout>;
+type CallFrame = (CallMessage & { type: typeof FrameType.REQUEST }) | BatchMessage;
+
+/** A unary or batch call waiting for its answer; a reconnecting client may send it again. */
+export interface Pending {
+  /** Call id on the current connection. */
+  id: number;
+  /** REQUEST or BATCH as sent (params already encoded). */
+  message: CallFrame;
+  /** The caller marked it safe to retry. */
+  idempotent: boolean;
+  /** Absolute deadline in ms since epoch. */
+  deadline: number;
+  resolve(value: unknown): void;
+  reject(error: StreamwireError): void;
+  signal: AbortSignal | undefined;
+  /** Codec the params in `message` are encoded with. */
+  codec: PayloadCodec["name"];
+  /** Key in the deadline wheel, if the call has a timeout. */
+  timer: number | undefined;
+  timeout: number;
+  onAbort: (() => void) | undefined;
+}
+
+/** A streaming call as its caller holds it. */
+export interface OpenStream {
+  /** Values from the callee; reading grants CREDIT, cancelling sends CANCEL. */
+  readable: ReadableStream<unknown>;
+  /** Values to the callee; closing sends END, aborting CANCEL. */
+  writable: WritableStream<unknown>;
+  /** Resolves when the callee ends the call, rejects when it fails or is cancelled. */
+  finished: Promise<void>;
+}
+
+interface StreamCall {
+  inbox: Inbox<unknown>;
+  gate: CreditGate;
+  done: boolean;
+  /** Ends the call: `undefined` on the callee's END, else the error. */
+  end(error?: StreamwireError): void;
+}
+
+/** Limits of a {@linkcode Caller}. */
+export interface CallerLimits {
+  maxPendingCalls: number;
+  defaultTimeoutMs: number;
+}
+
+const MAX_ID = 0xffffffff;
+const UTF8 = new TextDecoder();
+
+/** Callers of peers, for the reconnecting client: not part of {@linkcode RpcPeer}'s API. */
+const CALLERS = new WeakMap<RpcPeer, Caller>();
+
+/** Binds a peer to its caller. */
+export function bindCaller(peer: RpcPeer, caller: Caller): void {
+  CALLERS.set(peer, caller);
+}
+
+/** The calling side of a peer. */
+export function callerOf(peer: RpcPeer): Caller {
+  return CALLERS.get(peer)!;
+}
+
+/** The calls this side makes over one session. */
+export class Caller {
+  readonly session: Session;
+  readonly codec: PayloadCodec;
+  #limits: CallerLimits;
+  #window: number;
+  #nextId: number;
+  #pending = new Map<number, Pending>();
+  #streams = new Map<number, StreamCall>();
+  #closed: StreamwireError | undefined;
+  #deadlines = new Deadlines<Pending>((call) =>
+    this.#forget(call, Status.DEADLINE_EXCEEDED, `Call exceeded '${call.timeout}' ms`)
+  );
+  #defaultExt: Extensions;
+
+  constructor(session: Session, codec: PayloadCodec, limits: CallerLimits, window: number) {
+    this.session = session;
+    this.codec = codec;
+    this.#limits = limits;
+    this.#window = window;
+    this.#nextId = session.role === "client" ? 1 : 2;
+    this.#defaultExt = Object.freeze({ timeoutMs: limits.defaultTimeoutMs });
+  }
+
+  /** Calls made and not yet answered (unary, batch and streams). */
+  get pending(): number {
+    return this.#pending.size + this.#streams.size;
+  }
+
+  /** Sends a REQUEST; resolves with the decoded RESPONSE. */
+  unary(call: Call, idempotent: boolean, timeout: number): Promise<unknown> {
+    let params: Uint8Array;
+    try {
+      params = encodeValue(this.codec, call.params);
+    } catch (error) {
+      // Reject rather than throw: callers (and the auto-batcher) only handle rejections.
+      return Promise.reject(StreamwireError.from(error));
+    }
+    return this.#request(
+      { type: FrameType.REQUEST, seq: 0, method: call.method, params },
+      call,
+      idempotent,
+      timeout,
+    );
+  }
+
+  /** Sends a BATCH of `call.params` (a {@linkcode BatchCall} list); resolves with one outcome each. */
+  async batch(call: Call, idempotent: boolean, timeout: number): Promise<BatchOutcome[]> {
+    const calls = call.params as readonly BatchCall[];
+    const entries: CallEntry[] = [];
+    // Params the codec cannot encode fail their own entry, locally; the others are sent.
+    const failed: BatchOutcome[] = [];
+    for (let i = 0; i < calls.length; i++) {
+      try {
+        entries.push({ method: calls[i].method, params: encodeValue(this.codec, calls[i].params) });
+      } catch (error) {
+        failed[i] = { ok: false, error: StreamwireError.from(error) };
+      }
+    }
+    if (failed.length > 0 && entries.length === 0) return failed;
+    const outcomes = await this.#request(
+      { type: FrameType.BATCH, seq: 0, entries },
+      call,
+      idempotent,
+      timeout,
+    ) as BatchOutcome[];
+    if (failed.length === 0) return outcomes;
+    let sent = 0;
+    return calls.map((_, i) => failed[i] ?? outcomes[sent++]);
+  }
+
+  /** Sends a NOTIFY; resolves once it is queued. */
+  notify(call: Call): Promise<void> {
+    try {
+      this.#assertOpen();
+      const ext = extOf(call, undefined);
+      const message: Message = {
+        type: FrameType.NOTIFY,
+        seq: 0,
+        method: call.method,
+        params: encodeValue(this.codec, call.params),
+        ...(ext ? { ext } : {}),
+      };
+      return enqueue(this.session, message) ?? Promise.resolve();
+    } catch (error) {
+      return Promise.reject(StreamwireError.from(error));
+    }
+  }
+
+  /**
+   * Sends OPEN and returns the call's streams.
+   *
+   * @param timeout Milliseconds for the whole call, sent as its deadline; none if undefined.
+   * @throws {StreamwireError} When the call cannot start: closed, cancelled,
+   *   params not encodable, too many calls, OPEN larger than maxFrame.
+   */
+  open(call: Call, timeout: number | undefined): OpenStream {
+    this.#assertOpen();
+    const method = call.method;
+    if (call.signal?.aborted) {
+      throw new StreamwireError(Status.CANCELLED, `Call '${method}' cancelled before it was sent`);
+    }
+    // Encoded before anything is registered: a failure leaves nothing behind.
+    const params = encodeValue(this.codec, call.params);
+    const hasTimeout = timeout !== undefined && timeout > 0;
+    const ext = extOf(call, hasTimeout ? timeout : undefined);
+    const open: Message = { type: FrameType.OPEN, seq: 0, method, params, ...(ext ? { ext } : {}) };
+    const id = this.#allocateId();
+    open.seq = id;
+    const session = this.session;
+    let timer: Timer | undefined;
+    let settle!: (error?: StreamwireError) => void;
+    const finished = new Promise<void>((resolve, reject) => {
+      settle = (error) => (error === undefined ? resolve() : reject(error));
+    });
+    finished.catch(ignore);
+    const signal = call.signal;
+    const onAbort = () =>
+      cancel(new StreamwireError(Status.CANCELLED, `Call '${method}' cancelled by the caller`));
+    const stream: StreamCall = {
+      inbox: new Inbox<unknown>(
+        this.#window,
+        (n) => session.send({ type: FrameType.CREDIT, seq: id, credit: n }),
+        () => cancel(new StreamwireError(Status.CANCELLED, "Stream cancelled by its reader")),
+      ),
+      gate: new CreditGate(this.#window),
+      done: false,
+      end: (error) => {
+        if (stream.done) return;
+        stream.done = true;
+        this.#streams.delete(id);
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        if (error === undefined) {
+          stream.inbox.end();
+          stream.gate.close(new StreamwireError(Status.CANCELLED, "Call finished"));
+        } else {
+          stream.inbox.error(error);
+          stream.gate.close(error);
+        }
+        settle(error);
+      },
+    };
+    /** This side gives up on the call: the callee is told to stop. */
+    const cancel = (error: StreamwireError) => {
+      if (stream.done) return;
+      session.send({ type: FrameType.CANCEL, seq: id, code: error.code, message: error.message });
+      stream.end(error);
+    };
+    this.#streams.set(id, stream);
+    try {
+      enqueue(session, open)?.catch((error) => stream.end(StreamwireError.from(error)));
+    } catch (error) {
+      this.#streams.delete(id);
+      throw error;
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (hasTimeout) {
+      timer = setTimeout(
+        () =>
+          cancel(
+            new StreamwireError(
+              Status.DEADLINE_EXCEEDED,
+              `Call '${method}' exceeded '${timeout}' ms`,
+            ),
+          ),
+        timeout,
+      );
+    }
+    const codec = this.codec;
+    const writable = new WritableStream<unknown>({
+      write: async (value) => {
+        if (stream.done) {
+          throw new StreamwireError(Status.CANCELLED, `Call '${method}' is finished`);
+        }
+        await stream.gate.take();
+        let message: Message;
+        try {
+          message = { type: FrameType.DATA, seq: id, data: encodeValue(codec, value) };
+          const sending = enqueue(session, message);
+          if (sending !== undefined) await sending;
+        } catch (error) {
+          // A value that cannot be sent fails the whole call, both directions.
+          const e = StreamwireError.from(error);
+          cancel(e);
+          throw e;
+        }
+      },
+      close: () => {
+        if (!stream.done) session.send({ type: FrameType.END, seq: id });
+      },
+      abort: (reason) => {
+        cancel(
+          reason instanceof StreamwireError
+            ? reason
+            : new StreamwireError(Status.CANCELLED, `Upload aborted: ${String(reason)}`),
+        );
+      },
+    }, { highWaterMark: 1 });
+    return { readable: stream.inbox.readable, writable, finished };
+  }
+
+  /**
+   * Removes the unary and batch calls still waiting for an answer without
+   * failing them, so a reconnecting client can send them again or fail them.
+   * A later answer to one of them is ignored.
+   *
+   * @param above Only calls with a larger id (a GOAWAY's lastId).
+   * @returns The calls, oldest first.
+   */
+  takePending(above = 0): Pending[] {
+    const calls: Pending[] = [];
+    for (const call of this.#pending.values()) {
+      if (call.id <= above) continue;
+      calls.push(call);
+      this.#pending.delete(call.id);
+      if (call.timer !== undefined) this.#deadlines.remove(call, call.timer);
+      if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
+    }
+    return calls;
+  }
+
+  /** Sends a call taken from another caller's {@linkcode takePending}, with a new id and the time it has left. */
+  resend(call: Pending): void {
+    const remaining = call.deadline - Date.now();
+    if (remaining <= 0) {
+      call.reject(
+        new StreamwireError(Status.DEADLINE_EXCEEDED, "Deadline passed before resending"),
+      );
+      return;
+    }
+    let message = call.message;
+    if (call.codec !== this.codec.name) {
+      // The new connection negotiated another codec: re-encode the params.
+      const from = getCodec(call.codec);
+      const recode = (bytes: Uint8Array) =>
+        bytes.length === 0 ? bytes : this.codec.encode(from.decode(bytes));
+      try {
+        message = message.type === FrameType.REQUEST
+          ? { ...message, params: recode(message.params) }
+          : {
+            ...message,
+            entries: message.entries.map((e) => ({ ...e, params: recode(e.params) })),
+          };
+      } catch (error) {
+        call.reject(StreamwireError.from(error));
+        return;
+      }
+    }
+    const timeout = Math.ceil(remaining);
+    message = { ...message, ext: { ...message.ext, timeoutMs: timeout } };
+    try {
+      this.#assertOpen();
+      if (call.signal?.aborted) {
+        throw new StreamwireError(Status.CANCELLED, "Call cancelled before it was sent");
+      }
+      this.#register(message, call, call.idempotent, call.deadline, timeout);
+    } catch (error) {
+      call.reject(StreamwireError.from(error));
+    }
+  }
+
+  /** RESPONSE, BATCH_RESULT, or DATA, END, CREDIT, ERROR of a call this side made. */
+  frame(m: Message): void {
+    switch (m.type) {
+      case FrameType.RESPONSE: {
+        const call = this.#take(m.seq);
+        if (call === undefined) return; // late answer to a call already timed out or cancelled
+        let value: unknown;
+        try {
+          value = decodeValue(this.codec, m.data);
+        } catch (error) {
+          call.reject(StreamwireError.from(error));
+          return;
+        }
+        call.resolve(value);
+        return;
+      }
+      case FrameType.BATCH_RESULT:
+        this.#settleBatch(m.seq, m.results);
+        return;
+    }
+    const stream = this.#streams.get(m.seq);
+    if (stream === undefined) {
+      if (m.type === FrameType.ERROR) {
+        this.#take(m.seq)?.reject(new StreamwireError(m.code, m.message));
+      }
+      return;
+    }
+    switch (m.type) {
+      case FrameType.DATA: {
+        let failure: StreamwireError | undefined;
+        try {
+          stream.inbox.push(decodeValue(this.codec, m.data));
+        } catch (error) {
+          failure = StreamwireError.from(error);
+        }
+        if (failure !== undefined) {
+          this.session.send({
+            type: FrameType.CANCEL,
+            seq: m.seq,
+            code: failure.code,
+            message: failure.message,
+          });
+          stream.end(failure);
+        }
+        return;
+      }
+      case FrameType.END:
+        stream.end();
+        return;
+      case FrameType.CREDIT:
+        stream.gate.grant(m.credit);
+        return;
+      case FrameType.ERROR:
+        stream.end(new StreamwireError(m.code, m.message));
+        return;
+    }
+  }
+
+  /** Fails every call in flight: the session closed. */
+  close(reason: StreamwireError): void {
+    if (this.#closed) return;
+    this.#closed = reason;
+    this.#deadlines.clear();
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const call of pending) {
+      if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
+      call.reject(reason);
+    }
+    for (const stream of [...this.#streams.values()]) stream.end(reason);
+    this.#streams.clear();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw this.#closed;
+    if (this.session.state === "closed") {
+      throw new StreamwireError(Status.UNAVAILABLE, "Session is closed");
+    }
+  }
+
+  #allocateId(): number {
+    if (this.#pending.size + this.#streams.size >= this.#limits.maxPendingCalls) {
+      throw new StreamwireError(
+        Status.RESOURCE_EXHAUSTED,
+        `Too many calls in flight: maxPendingCalls '${this.#limits.maxPendingCalls}'`,
+      );
+    }
+    // Ids keep this side's parity, wrap past 2^32-1, skip 0 and ids in flight.
+    for (;;) {
+      const id = this.#nextId;
+      this.#nextId = id + 2 > MAX_ID ? (id & 1 ? 1 : 2) : id + 2;
+      if (!this.#pending.has(id) && !this.#streams.has(id)) return id;
+    }
+  }
+
+  #request(
+    message: CallFrame,
+    call: Call,
+    idempotent: boolean,
+    timeout: number,
+  ): Promise<unknown> {
+    try {
+      this.#assertOpen();
+      if (call.signal?.aborted) {
+        throw new StreamwireError(Status.CANCELLED, "Call cancelled before it was sent");
+      }
+    } catch (error) {
+      return Promise.reject(StreamwireError.from(error));
+    }
+    message.ext = this.#extOf(call, timeout);
+    return new Promise<unknown>((resolve, reject) => {
+      try {
+        this.#register(
+          message,
+          {
+            resolve,
+            reject,
+            signal: call.signal,
+          },
+          idempotent,
+          Date.now() + timeout,
+          timeout,
+        );
+      } catch (error) {
+        reject(StreamwireError.from(error));
+      }
+    });
+  }
+
+  /** The extension block of a call; one shared object for calls with only the default timeout. */
+  #extOf(call: Call, timeout: number): Extensions {
+    if (
+      call.traceparent === undefined && call.tracestate === undefined &&
+      call.metadata.length === 0
+    ) {
+      if (timeout === this.#limits.defaultTimeoutMs) return this.#defaultExt;
+      return { timeoutMs: timeout };
+    }
+    return extOf(call, timeout)!;
+  }
+
+  /**
+   * Registers and sends a call.
+   *
+   * @throws {StreamwireError} `resource_exhausted` for too many calls or a
+   *   frame larger than maxFrame; nothing stays registered.
+   */
+  #register(
+    message: CallFrame,
+    caller: Pick<Pending, "resolve" | "reject" | "signal">,
+    idempotent: boolean,
+    deadline: number,
+    timeout: number,
+  ): void {
+    const id = this.#allocateId();
+    message.seq = id;
+    const call: Pending = {
+      id,
+      message,
+      idempotent,
+      deadline,
+      resolve: caller.resolve,
+      reject: caller.reject,
+      signal: caller.signal,
+      codec: this.codec.name,
+      timer: undefined,
+      timeout,
+      onAbort: undefined,
+    };
+    this.#pending.set(id, call);
+    let sending: Promise<void> | undefined;
+    try {
+      sending = enqueue(this.session, message);
+    } catch (error) {
+      this.#pending.delete(id);
+      throw error;
+    }
+    sending?.catch((error) => this.#take(id)?.reject(StreamwireError.from(error)));
+    if (timeout > 0) call.timer = this.#deadlines.add(call, deadline);
+    const signal = call.signal;
+    if (signal) {
+      call.onAbort = () => this.#forget(call, Status.CANCELLED, "Call cancelled by the caller");
+      signal.addEventListener("abort", call.onAbort, { once: true });
+    }
+  }
+
+  /** Fails a pending call locally and tells the callee to stop. */
+  #forget(call: Pending, code: number, message: string): void {
+    if (this.#pending.get(call.id) !== call) return;
+    this.#take(call.id);
+    this.session.send({ type: FrameType.CANCEL, seq: call.id, code, message });
+    call.reject(new StreamwireError(code, message));
+  }
+
+  #take(id: number): Pending | undefined {
+    const call = this.#pending.get(id);
+    if (call === undefined) return undefined;
+    this.#pending.delete(id);
+    if (call.timer !== undefined) this.#deadlines.remove(call, call.timer);
+    if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
+    return call;
+  }
+
+  #settleBatch(id: number, results: BatchResultEntry[]): void {
+    const call = this.#take(id);
+    if (call === undefined) return;
+    const outcomes: BatchOutcome[] = results.map((r) => {
+      if (r.code !== 0) {
+        return { ok: false, error: new StreamwireError(r.code, UTF8.decode(r.data)) };
+      }
+      try {
+        return { ok: true, value: decodeValue(this.codec, r.data) };
+      } catch (error) {
+        return { ok: false, error: StreamwireError.from(error) };
+      }
+    });
+    call.resolve(outcomes);
+  }
+}
+
+/** The extension block of a call, or undefined if it would be empty. */
+function extOf(call: Call, timeout: number | undefined): Extensions | undefined {
+  const metadata = call.metadata.length > 0 ? call.metadata : undefined;
+  if (
+    timeout === undefined && metadata === undefined && call.traceparent === undefined &&
+    call.tracestate === undefined
+  ) return undefined;
+  const ext: Extensions = {};
+  if (timeout !== undefined) ext.timeoutMs = timeout;
+  if (call.traceparent !== undefined) ext.traceparent = call.traceparent;
+  if (call.tracestate !== undefined) ext.tracestate = call.tracestate;
+  if (metadata !== undefined) ext.metadata = [...metadata];
+  return ext;
+}
