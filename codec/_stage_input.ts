@@ -30,8 +30,8 @@ export function isConnectable<I, O>(stage: object): stage is Connectable<I, O> {
  * rest forwards to the next controller.
  */
 export abstract class StageInput<I, O> implements TransformStreamDefaultController<I> {
-  /** Where the stage's output goes. */
-  readonly next: TransformStreamDefaultController<O>;
+  /** Where the stage's output goes; composeStages sets it for the last stage. */
+  next: TransformStreamDefaultController<O>;
 
   constructor(next: TransformStreamDefaultController<O>) {
     this.next = next;

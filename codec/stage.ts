@@ -21,27 +21,6 @@ type TransformFn<I, O> = (
   controller: TransformStreamDefaultController<O>,
 ) => void | PromiseLike<void>;
 
-/** The controller the last stage of a composed stage enqueues into: the composed stage's own. */
-class Outlet<T> implements TransformStreamDefaultController<T> {
-  outer: TransformStreamDefaultController<T> | undefined;
-
-  get desiredSize(): number | null {
-    return this.outer?.desiredSize ?? 1;
-  }
-
-  enqueue(chunk: T): void {
-    this.outer!.enqueue(chunk);
-  }
-
-  error(reason?: unknown): void {
-    throw reason;
-  }
-
-  terminate(): void {
-    this.outer?.terminate();
-  }
-}
-
 /** The controller a composed stage hands an inner stage: it runs the next one. */
 class Link<T> implements TransformStreamDefaultController<T> {
   /** The next stage. */
@@ -51,7 +30,8 @@ class Link<T> implements TransformStreamDefaultController<T> {
    * reading it per chunk from stages of many classes is a megamorphic load.
    */
   #transform: TransformFn<T, unknown> | undefined;
-  #nextController: TransformStreamDefaultController<unknown>;
+  /** The controller the next stage enqueues into. */
+  next: TransformStreamDefaultController<unknown>;
   outer: TransformStreamDefaultController<unknown> | undefined;
   /** Work of the next stage still running for earlier chunks. */
   tail: Promise<void> | undefined;
@@ -59,7 +39,7 @@ class Link<T> implements TransformStreamDefaultController<T> {
   constructor(next: Stage<T, unknown>, nextController: TransformStreamDefaultController<unknown>) {
     this.#next = next;
     this.#transform = next.transform;
-    this.#nextController = nextController;
+    this.next = nextController;
   }
 
   get desiredSize(): number | null {
@@ -70,17 +50,16 @@ class Link<T> implements TransformStreamDefaultController<T> {
     const transform = this.#transform;
     if (transform === undefined) {
       // A stage without transform passes chunks through (WHATWG default).
-      (this.#nextController as TransformStreamDefaultController<T>).enqueue(chunk);
+      (this.next as TransformStreamDefaultController<T>).enqueue(chunk);
       return;
     }
     if (this.tail !== undefined) {
       // An earlier chunk is still in an asynchronous stage: queue behind it.
       const next = this.#next;
-      const controller = this.#nextController;
-      this.#wait(this.tail.then(() => transform.call(next, chunk, controller)));
+      this.#wait(this.tail.then(() => transform.call(next, chunk, this.next)));
       return;
     }
-    const result = transform.call(this.#next, chunk, this.#nextController);
+    const result = transform.call(this.#next, chunk, this.next);
     if (result !== undefined) this.#wait(Promise.resolve(result));
   }
 
@@ -100,6 +79,18 @@ class Link<T> implements TransformStreamDefaultController<T> {
     this.outer?.terminate();
   }
 }
+
+/** Stands for the composed stage's controller until a call brings it. */
+const UNSET: TransformStreamDefaultController<unknown> = {
+  desiredSize: null,
+  enqueue() {
+    throw new TypeError("A composed stage enqueued before it was called");
+  },
+  error(reason?: unknown) {
+    throw reason;
+  },
+  terminate() {},
+};
 
 /** Waits for the links' asynchronous work, in order; undefined if there is none. */
 function settleTails(links: Link<unknown>[]): Promise<void> | undefined {
@@ -165,12 +156,12 @@ export function composeStages<I, O>(
   if (stages.length === 1) return stages[0];
   const n = stages.length;
   // controllers[i] is the controller stage i enqueues into: the direct input
-  // of stage i + 1 if it has one, else a Link that runs it; the last one
-  // feeds the composed stage's own controller.
+  // of stage i + 1 if it has one, else a Link that runs it. The last stage
+  // enqueues straight into the composed stage's own controller, set (with
+  // `next` of the hop into the last stage) when a call brings a new one.
   const controllers: TransformStreamDefaultController<unknown>[] = new Array(n);
-  const outlet = new Outlet<unknown>();
+  controllers[n - 1] = UNSET;
   const links: Link<unknown>[] = [];
-  controllers[n - 1] = outlet;
   for (let i = n - 1; i >= 1; i--) {
     const stage = stages[i];
     if (isConnectable<unknown, unknown>(stage)) controllers[i - 1] = stage[CONNECT](controllers[i]);
@@ -180,11 +171,15 @@ export function composeStages<I, O>(
       controllers[i - 1] = link;
     }
   }
+  const intoLast = controllers[n - 2] as TransformStreamDefaultController<unknown> & {
+    next: TransformStreamDefaultController<unknown>;
+  };
   const first = stages[0];
   const setOuter = (controller: TransformStreamDefaultController<O>) => {
     const outer = controller as TransformStreamDefaultController<unknown>;
-    if (outlet.outer === outer) return;
-    outlet.outer = outer;
+    if (controllers[n - 1] === outer) return;
+    controllers[n - 1] = outer;
+    intoLast.next = outer;
     for (let i = 0; i < links.length; i++) links[i].outer = outer;
   };
   return {
