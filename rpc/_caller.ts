@@ -40,6 +40,8 @@ export interface Pending {
   timer: number | undefined;
   timeout: number;
   onAbort: (() => void) | undefined;
+  /** Set while the message waits for room in the session's queue. */
+  queued: Promise<void> | undefined;
 }
 
 /** A streaming call as its caller holds it. */
@@ -225,19 +227,24 @@ export class Caller {
         settle(error);
       },
     };
+    let queued: Promise<void> | undefined;
     /** This side gives up on the call: the callee is told to stop. */
     const cancel = (error: StreamwireError) => {
       if (stream.done) return;
-      session.send({ type: FrameType.CANCEL, seq: id, code: error.code, message: error.message });
+      this.#cancel(id, error.code, error.message, queued);
       stream.end(error);
     };
     this.#streams.set(id, stream);
     try {
-      enqueue(session, open)?.catch((error) => stream.end(StreamwireError.from(error)));
+      queued = enqueue(session, open);
     } catch (error) {
       this.#streams.delete(id);
       throw error;
     }
+    queued?.then(
+      () => (queued = undefined),
+      (error) => stream.end(StreamwireError.from(error)),
+    );
     signal?.addEventListener("abort", onAbort, { once: true });
     if (hasTimeout) {
       timer = setTimeout(
@@ -512,16 +519,19 @@ export class Caller {
       timer: undefined,
       timeout,
       onAbort: undefined,
+      queued: undefined,
     };
     this.#pending.set(id, call);
-    let sending: Promise<void> | undefined;
     try {
-      sending = enqueue(this.session, message);
+      call.queued = enqueue(this.session, message);
     } catch (error) {
       this.#pending.delete(id);
       throw error;
     }
-    sending?.catch((error) => this.#take(id)?.reject(StreamwireError.from(error)));
+    call.queued?.then(
+      () => (call.queued = undefined),
+      (error) => this.#take(id)?.reject(StreamwireError.from(error)),
+    );
     if (timeout > 0) call.timer = this.#deadlines.add(call, deadline);
     const signal = call.signal;
     if (signal) {
@@ -534,8 +544,18 @@ export class Caller {
   #forget(call: Pending, code: number, message: string): void {
     if (this.#pending.get(call.id) !== call) return;
     this.#take(call.id);
-    this.session.send({ type: FrameType.CANCEL, seq: call.id, code, message });
+    this.#cancel(call.id, code, message, call.queued);
     call.reject(new StreamwireError(code, message));
+  }
+
+  /**
+   * Sends CANCEL, after the call's own frame if that still waits for queue
+   * room: a CANCEL that overtook it would be ignored, and the call would run.
+   */
+  #cancel(id: number, code: number, message: string, queued: Promise<void> | undefined): void {
+    const send = () => this.session.send({ type: FrameType.CANCEL, seq: id, code, message });
+    if (queued === undefined) send();
+    else queued.then(send, ignore);
   }
 
   #take(id: number): Pending | undefined {

@@ -147,6 +147,8 @@ export class RpcClient extends EventTarget {
   #interceptors: Interceptor[];
   #onError: (error: unknown, info: ErrorInfo) => void;
   #peer: RpcPeer | undefined;
+  /** The calling side of `#peer`. */
+  #caller: Caller | undefined;
   #session: Session | undefined;
   #waiting = new Waiting();
   #closing = false;
@@ -374,18 +376,18 @@ export class RpcClient extends EventTarget {
     this.dispatchEvent(new CustomEvent("statechange", { detail: { from, to } }));
   }
 
-  /** The peer new calls go to, if there is one now: ready and not told to go away. */
-  #current(): RpcPeer | undefined {
+  /** The caller new calls go to, if there is one now: ready and not told to go away. */
+  #current(): Caller | undefined {
     if (this.#state !== ClientState.READY || this.#session?.peerGoaway !== undefined) {
       return undefined;
     }
-    return this.#peer;
+    return this.#caller;
   }
 
   /** The caller of the current connection, or a promise of the next one's. */
   #callerFor(c: Call, deadline: number, signal?: AbortSignal): Caller | Promise<Caller> {
-    const peer = this.#current();
-    if (peer !== undefined) return callerOf(peer);
+    const caller = this.#current();
+    if (caller !== undefined) return caller;
     const refused = this.#refusal();
     if (refused !== undefined) return Promise.reject(refused);
     const limit = this.#options.maxQueuedCalls ?? 1000;
@@ -487,6 +489,7 @@ export class RpcClient extends EventTarget {
     }
     this.#session = session;
     this.#peer = peer!;
+    this.#caller = callerOf(peer!);
     this.#setState(ClientState.READY);
     this.#ready?.resolve();
     if (session.peerGoaway !== undefined) return; // told to go away at once: wait for the next
@@ -518,6 +521,7 @@ export class RpcClient extends EventTarget {
     if (session !== this.#session) return;
     const peer = this.#peer!;
     this.#peer = undefined;
+    this.#caller = undefined;
     this.#session = undefined;
     const error = new StreamwireError(
       Status.UNAVAILABLE,

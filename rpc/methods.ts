@@ -27,7 +27,10 @@ export interface CallContext {
   readonly traceparent: string | undefined;
   /** W3C `tracestate` of the caller, if it sent one. */
   readonly tracestate: string | undefined;
-  /** When the caller stops waiting, in ms since epoch. */
+  /**
+   * When the caller stops waiting, in ms since epoch; `Infinity` for a
+   * stream whose caller set no timeout.
+   */
   readonly deadline: number;
   /** Fires on CANCEL, deadline, disconnect or shutdown; `reason` is a {@linkcode StreamwireError}. */
   readonly signal: AbortSignal;

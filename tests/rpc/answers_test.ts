@@ -100,6 +100,26 @@ for (const kind of KINDS) {
   });
 }
 
+for (const kind of KINDS) {
+  Deno.test(`${kind}: a call cancelled while waiting for queue room is cancelled after it is sent`, async () => {
+    await using r = await rig(kind, { client: { maxQueueBytes: 1024 } });
+    // A large call fills the client's queue: the OPEN behind it waits for room.
+    const large = r.client.call("echo", big(100_000));
+    const ticks = r.client.stream("ticks");
+    await ticks.cancel("changed my mind");
+    const controller = new AbortController();
+    const hanging = r.client.call("hang", undefined, { signal: controller.signal });
+    controller.abort();
+    await rejectsWith(hanging, Status.CANCELLED);
+    assert.equal(await large, big(100_000));
+    // Sent after all of them: when it is answered, the server has read the
+    // OPEN, the REQUEST and, after each, its CANCEL.
+    assert.equal(await r.client.call("echo", 1), 1);
+    assert.equal(r.serverPeer().inflight, 0, "nothing left running on the server");
+    assert.equal(r.client.pending, 0);
+  });
+}
+
 Deno.test("RpcPeer.handle never throws: a failing onPush goes to onError", async () => {
   const server = new Server({ handler: { message() {} } });
   const [a, b] = memoryPair();
