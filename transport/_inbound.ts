@@ -1,14 +1,14 @@
 // The inbound side of a session: one composed pipeline of stages driven by
 // a read loop, frame by frame. Private: Session owns one.
 
+import { ChecksumStage } from "../codec/checksum_stream.ts";
 import type { CompressionName } from "../codec/constants.ts";
+import { DecompressorStage } from "../codec/compression_stream.ts";
+import { DeframerStage } from "../codec/deframer_stream.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Frame } from "../codec/frame.ts";
 import type { Message } from "../codec/message.ts";
-import { verifyChecksum } from "../codec/checksum_stream.ts";
-import { decompressFrame } from "../codec/compression_stream.ts";
-import { Deframer } from "../codec/deframer_stream.ts";
-import { decodeMessage } from "../codec/message.ts";
+import { MessageDecoderStage } from "../codec/message_stream.ts";
 import { composeStages, type Stage } from "../codec/stage.ts";
 import type { Connection } from "./connection.ts";
 import type { SessionStages } from "./session.ts";
@@ -28,11 +28,6 @@ export interface InboundOptions {
   bytes(n: number): void;
 }
 
-type PullConnection = Connection & {
-  read?(): Promise<Uint8Array | null>;
-  write?(chunk: Uint8Array): Promise<void>;
-};
-
 /** A controller for the end of the pipeline: the session enqueues nothing. */
 const END: TransformStreamDefaultController<never> = {
   desiredSize: 1,
@@ -51,47 +46,24 @@ const END: TransformStreamDefaultController<never> = {
  */
 export class Inbound {
   #conn: Connection;
-  #deframer: Deframer;
-  #inflate: { maxFrame: number; accept: readonly CompressionName[] };
+  #deframer: DeframerStage;
+  #decompressor: DecompressorStage;
   #stage: Stage<Uint8Array, never>;
   #bytes: (n: number) => void;
 
   constructor(conn: Connection, options: InboundOptions) {
     this.#conn = conn;
     this.#bytes = options.bytes;
-    const deframer = this.#deframer = new Deframer({ maxFrame: options.maxFrame });
+    this.#deframer = new DeframerStage({ maxFrame: options.maxFrame });
     // Nothing compressed is accepted before the handshake names the algorithms.
-    const inflate = this.#inflate = {
-      maxFrame: options.maxFrame,
-      accept: [] as readonly CompressionName[],
-    };
-    let sink: { push(frame: Frame): void } | undefined;
-    const deframe: Stage<Uint8Array, Frame> = {
-      transform(chunk, controller) {
-        sink ??= { push: (frame) => controller.enqueue(frame) };
-        deframer.push(chunk, sink as unknown as Frame[]);
-      },
-      flush: () => deframer.end(),
-    };
-    const checksum: Stage<Frame, Frame> = {
-      transform(frame, controller) {
-        verifyChecksum(frame);
-        controller.enqueue(frame);
-      },
-    };
-    const decompress: Stage<Frame, Frame> = {
-      transform: (frame, controller) => controller.enqueue(decompressFrame(frame, inflate)),
-    };
-    const decode: Stage<Frame, Message> = {
-      transform: (frame, controller) => controller.enqueue(decodeMessage(frame)),
-    };
+    this.#decompressor = new DecompressorStage({ maxFrame: options.maxFrame, accept: [] });
     const session: Stage<Message, never> = { transform: (message) => options.receive(message) };
     this.#stage = composeStages<Uint8Array, never>(
-      deframe,
-      checksum,
-      decompress,
+      this.#deframer,
+      new ChecksumStage(),
+      this.#decompressor,
       ...(options.stages?.frames ?? []) as Stage<Frame, Frame>[],
-      decode,
+      new MessageDecoderStage({ maxBatchEntries: options.maxBatchEntries }),
       ...(options.stages?.messages ?? []) as Stage<Message, Message>[],
       session,
     );
@@ -104,14 +76,14 @@ export class Inbound {
    * @param accept Compression the peer may use.
    */
   limit(maxFrame: number, accept: readonly CompressionName[]): void {
-    (this.#deframer as unknown as { maxFrame: number }).maxFrame = maxFrame;
-    this.#inflate.maxFrame = maxFrame;
-    this.#inflate.accept = accept;
+    this.#deframer.maxFrame = maxFrame;
+    this.#decompressor.maxFrame = maxFrame;
+    this.#decompressor.accept = accept;
   }
 
   /** The connection's write, without its stream when it offers a pull interface. */
   writer(): WriteFn {
-    const conn = this.#conn as PullConnection;
+    const conn = this.#conn;
     if (conn.write !== undefined) return (chunk) => conn.write!(chunk);
     const writer = conn.writable.getWriter();
     writer.closed.catch(() => {});
@@ -146,7 +118,7 @@ export class Inbound {
   }
 
   #reader(): () => Promise<Uint8Array | null> {
-    const conn = this.#conn as PullConnection;
+    const conn = this.#conn;
     if (conn.read !== undefined) return () => conn.read!();
     // Never cancelled on a decode error: that would close the connection
     // before the session's ERROR is written (PROTOCOL.md 1.3).
