@@ -154,11 +154,13 @@ export class Dispatcher {
     const declared = (m as { declared?: number }).declared;
     const count = declared ?? m.entries.length;
     if (count > max || declared !== undefined) {
+      // Without its entries even under maxBatchSize: the session's own bound was lower.
+      const bound = count > max ? `maxBatchSize '${max}'` : "the session's maxBatchEntries";
       this.#sendError(
         id,
         new StreamwireError(
           Status.RESOURCE_EXHAUSTED,
-          `Batch of '${count}' entries exceeds maxBatchSize '${max}'`,
+          `Batch of '${count}' entries exceeds ${bound}`,
         ),
       );
       return;

@@ -76,14 +76,17 @@ export type Next = (call: Call) => Promise<unknown>;
  * import { connect, type Interceptor, Methods, RpcServer, traceContext } from "@streamwire/streamwire/rpc";
  * import assert from "node:assert/strict";
  *
- * const timings: string[] = [];
+ * const log: { call: string; ms: number; ok: boolean }[] = [];
  * const timing: Interceptor = (next) => async (call) => {
  *   if (call.side === "caller") call.metadata.push(["x-client", "docs"]);
  *   const started = performance.now();
+ *   let ok = false;
  *   try {
- *     return await next(call);
+ *     const result = await next(call);
+ *     ok = true;
+ *     return result;
  *   } finally {
- *     timings.push(`${call.kind} ${call.method} ${performance.now() - started >= 0}`);
+ *     log.push({ call: `${call.kind} ${call.method}`, ms: performance.now() - started, ok });
  *   }
  * };
  * const server = new RpcServer({
@@ -95,7 +98,8 @@ export type Next = (call: Call) => Promise<unknown>;
  *   interceptors: [traceContext(), timing],
  * });
  * assert.deepEqual(await client.call("who"), [["x-client", "docs"]]);
- * assert.deepEqual(timings, ["unary who true"]);
+ * assert.equal(log[0].call, "unary who");
+ * assert.ok(log[0].ok && log[0].ms >= 0);
  * await client.close();
  * await server.shutdown();
  * ```

@@ -35,9 +35,9 @@ export interface PeerLimits {
    */
   maxBatchSize?: number;
   /**
-   * Longest time a served unary call, batch or NOTIFY may run, in ms,
-   * applied when the caller sends no deadline or a longer one. Streams are
-   * not bounded by it: a stream has a deadline only if its caller sends one.
+   * Longest time a served unary call or batch may run, in ms, applied when
+   * the caller sends no deadline or a longer one. Streams are not bounded
+   * by it: a stream has a deadline only if its caller sends one.
    *
    * @default {300000}
    */
