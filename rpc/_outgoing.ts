@@ -116,7 +116,7 @@ export class Outgoing {
       new OutgoingCall("server_stream", method, params, options, options.timeout),
       (c) => this.#open(c, port, true),
     ).catch((error) => port.fail(error));
-    return port.streams().readable;
+    return port.readable();
   }
 
   duplex(

@@ -59,8 +59,14 @@ export class StreamPort {
     if (this.#readable !== undefined && this.#writable !== undefined) {
       return { readable: this.#readable, writable: this.#writable };
     }
+    return { readable: this.readable(), writable: this.#proxyWritable() };
+  }
+
+  /** The readable to hand out, for a call that sends nothing after its OPEN. */
+  readable(): ReadableStream<unknown> {
+    if (this.#readable !== undefined) return this.#readable;
     const attached = this.#attached.promise;
-    const readable = this.#readable ?? new ReadableStream<unknown>({
+    return new ReadableStream<unknown>({
       pull: async (controller) => {
         await attached;
         const reader = this.#reader ??= this.#readable!.getReader();
@@ -73,7 +79,11 @@ export class StreamPort {
         await (this.#reader ?? this.#readable).cancel(reason);
       },
     }, { highWaterMark: 0 });
-    const writable = new WritableStream<unknown>({
+  }
+
+  #proxyWritable(): WritableStream<unknown> {
+    const attached = this.#attached.promise;
+    return new WritableStream<unknown>({
       write: async (value) => {
         await attached;
         await this.#writerOf().write(value);
@@ -87,7 +97,6 @@ export class StreamPort {
         await this.#writerOf().abort(reason);
       },
     }, { highWaterMark: 1 });
-    return { readable, writable };
   }
 
   #writerOf(): WritableStreamDefaultWriter<unknown> {
