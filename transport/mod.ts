@@ -25,6 +25,7 @@ export * from "./listen.ts";
 export * from "./dial.ts";
 export * from "./memory.ts";
 export * from "./handshake.ts";
+export * from "./handshake_stream.ts";
 export * from "./session.ts";
 export * from "./open_session.ts";
 export * from "./server.ts";

@@ -21,7 +21,8 @@
  * @module
  */
 
-import { connect, demoMethods, type RpcClient, RpcServer } from "../../rpc/mod.ts";
+import { connect, type RpcClient, RpcServer } from "../../rpc/mod.ts";
+import { demoMethods } from "../../rpc/demo.ts";
 
 const BATCH = 250;
 const TARGET_KIB = 12;

@@ -142,7 +142,7 @@ export function once<T>(
 ): Promise<T> {
   return guard(
     new Promise<T>((resolve) => {
-      const listener = (event: Event) => {
+      const listener: EventListener = (event) => {
         const detail = (event as CustomEvent<T>).detail;
         if (!accept(detail)) return;
         target.removeEventListener(type, listener);
