@@ -5,6 +5,12 @@
 /** Expiry granularity in ms: deadlines fire up to this much late. */
 export const DEADLINE_RESOLUTION_MS = 5;
 
+/** Lets a timer not keep the process alive, where the runtime can (Deno). */
+function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
+  const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno;
+  deno?.unrefTimer?.(timer as unknown as number);
+}
+
 export class Deadlines<T> {
   /** Bucket key (deadline / resolution, rounded up) to the items expiring then. */
   #buckets = new Map<number, Set<T>>();
@@ -16,6 +22,8 @@ export class Deadlines<T> {
   #keys: number[] = [];
   #count = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Bucket key the timer is set for. */
+  #timerKey = 0;
   #expire: (item: T) => void;
 
   constructor(expire: (item: T) => void) {
@@ -58,9 +66,12 @@ export class Deadlines<T> {
     const bucket = this.#buckets.get(key);
     if (bucket === undefined || !bucket.delete(item)) return;
     if (--this.#count === 0) {
-      // Nothing waits: drop the buckets and the timer, so an idle peer holds
-      // nothing and keeps no timer alive.
-      this.clear();
+      // Nothing waits: drop the buckets, so an idle peer holds nothing. The
+      // timer stays (unreferenced, it keeps no process alive) and stops at
+      // its next tick: a call after call, one at a time, would otherwise
+      // clear and set a timer per call.
+      this.#buckets.clear();
+      this.#keys = [];
       return;
     }
     if (bucket.size === 0) this.#buckets.delete(key);
@@ -76,14 +87,18 @@ export class Deadlines<T> {
   }
 
   #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
     const keys = this.#keys;
     while (keys.length > 0 && !this.#buckets.has(keys[0])) keys.shift();
     const first = keys[0];
+    // A timer already due no later than the first bucket re-arms when it fires.
+    if (this.#timer !== undefined && first !== undefined && this.#timerKey <= first) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     if (first === undefined) return;
     const delay = Math.max(0, first * DEADLINE_RESOLUTION_MS - Date.now());
+    this.#timerKey = first;
     this.#timer = setTimeout(() => this.#tick(), delay);
+    unrefTimer(this.#timer);
   }
 
   #tick(): void {

@@ -84,16 +84,34 @@ export class Outbound {
     this.bytes += size;
     this.frames++;
     // While a write is in flight, messages accumulate and the pump takes
-    // them all in its next write; otherwise they go out at the end of this
-    // microtask, together with whatever else it queues.
+    // them all in its next write; otherwise they go out once the microtasks
+    // queued with this one have stopped adding messages.
     if (!this.#writing && !this.#flushScheduled) {
       this.#flushScheduled = true;
-      queueMicrotask(() => {
-        this.#flushScheduled = false;
-        if (this.#pending.length > 0) this.#start();
-      });
+      this.#seen = this.#pending.length;
+      queueMicrotask(this.#settle);
     }
   }
+
+  /** Messages pending when the flush last looked. */
+  #seen = 0;
+
+  /**
+   * Flushes once a whole turn of the microtask queue added no message: the
+   * answers of one read resolve promises whose continuations send the next
+   * calls a few promise hops later, and they should share one write.
+   * Bounded by the queue's own limits: `send()` refuses past them.
+   */
+  #settle = (): void => {
+    const n = this.#pending.length;
+    if (n > this.#seen && !this.#writing) {
+      this.#seen = n;
+      queueMicrotask(this.#settle);
+      return;
+    }
+    this.#flushScheduled = false;
+    if (n > 0) this.#start();
+  };
 
   /** Accepts frames encoded elsewhere (a broadcast shared by many sessions). */
   pushEncoded(chunk: Uint8Array, frames: number): void {

@@ -270,19 +270,18 @@ export class SocketConnection implements Connection {
     if (n === size) {
       chunk = buffer;
       this.#readSize = Math.min(size * 2, this.#maxReadSize);
-    } else if (n <= size / 2 && size > this.#minReadSize) {
-      // Shrink to the smallest size that held this read, so the read an idle
-      // connection leaves pending is small again; copy, so that a view of a
-      // small message does not pin the large buffer.
+    } else if (n <= this.#minReadSize && size > this.#minReadSize) {
+      // A small read after large ones: traffic has calmed down. Copy, so a
+      // view of a small message does not pin the large buffer, and shrink,
+      // so the read an idle connection leaves pending is small again.
       chunk = buffer.slice(0, n);
-      let next = size;
-      while (next > this.#minReadSize && next / 2 >= n) next = Math.floor(next / 2);
-      this.#readSize = Math.max(next, this.#minReadSize);
+      this.#readSize = this.#minReadSize;
     } else if (n <= size / 2) {
-      // A small message (a PING, a short call): copy it out and read into
-      // the same buffer again. A fresh buffer per read would leave one
-      // buffer of garbage per message and scatter the live ones across the
-      // allocator, which grows an idle server's RSS with every heartbeat.
+      // Copy it out and read into the same buffer again. A fresh buffer per
+      // read would leave one buffer of garbage per read and scatter the live
+      // ones across the allocator: under load that is an allocation (and
+      // page faults) per read, and on an idle server RSS that grows with
+      // every heartbeat. A busy connection keeps its large buffer this way.
       chunk = buffer.slice(0, n);
       this.#spare = buffer;
     } else {
