@@ -11,7 +11,7 @@ import { dial, type DialOptions } from "../transport/dial.ts";
 import type { Connection } from "../transport/connection.ts";
 import type { HelloOptions } from "../transport/handshake.ts";
 import { openSession } from "../transport/open_session.ts";
-import type { Session, SessionLimits } from "../transport/session.ts";
+import type { Session, SessionLimits, SessionStages } from "../transport/session.ts";
 import { AutoBatcher, sendBatched } from "./_autobatch.ts";
 import { type Caller, callerOf, type Pending } from "./_caller.ts";
 import { logError } from "./_dispatcher.ts";
@@ -58,6 +58,13 @@ export type ClientState = typeof ClientState[keyof typeof ClientState];
 export interface ClientOptions extends HelloOptions, PeerLimits, SessionLimits {
   /** Methods the server may call on this client (even call ids). */
   methods?: Methods;
+  /**
+   * The user's own inbound stages (a tap, metrics, decryption), or a
+   * function making a fresh set per connection for stages that keep state.
+   */
+  inbound?: SessionStages | (() => SessionStages);
+  /** The user's own outbound stages, or a function making them per connection. */
+  outbound?: SessionStages | (() => SessionStages);
   /** Reconnection policy, or `false` to fail everything when the connection drops. */
   reconnect?: ReconnectOptions | false;
   /**
@@ -452,6 +459,8 @@ export class RpcClient extends EventTarget {
       const options = this.#options;
       session = await openSession(conn, {
         ...options,
+        inbound: typeof options.inbound === "function" ? options.inbound() : options.inbound,
+        outbound: typeof options.outbound === "function" ? options.outbound() : options.outbound,
         maxBatchEntries: options.maxBatchEntries ?? options.maxBatchSize,
         handler: {
           // The peer exists from the handshake on, so a NOTIFY or BROADCAST

@@ -90,7 +90,53 @@ export interface SessionHandler {
  * message level (after decoding inbound, before encoding outbound).
  *
  * Inbound stages may be asynchronous: later frames wait, in order.
- * Outbound stages run synchronously when the queue is flushed.
+ * Outbound stages run synchronously when the queue is flushed. The server,
+ * `RpcServer` and the client take them as `inbound` and `outbound` options,
+ * or a function making a fresh set per session for stages that keep state.
+ *
+ * @example A tap on what a server receives
+ * ```ts
+ * import { FrameType, type Message } from "@streamwire/streamwire/codec";
+ * import { memoryPair, openSession, Server } from "@streamwire/streamwire/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const seen: number[] = [];
+ * const tap = {
+ *   transform(message: Message, controller: TransformStreamDefaultController<Message>) {
+ *     seen.push(message.type);
+ *     controller.enqueue(message);
+ *   },
+ * };
+ * const server = new Server({ handler: { message() {} }, inbound: { messages: [tap] } });
+ * const [a, b] = memoryPair();
+ * server.accept(a);
+ * const client = await openSession(b, { handler: { message() {} } });
+ * assert.deepEqual(seen, [FrameType.HELLO]);
+ * await client.close();
+ * await server.shutdown();
+ * ```
+ *
+ * @example Scramble bodies on the way out (a cipher would go here)
+ * ```ts
+ * import type { Frame } from "@streamwire/streamwire/codec";
+ * import { memoryPair, openSession, Server } from "@streamwire/streamwire/transport";
+ * import assert from "node:assert/strict";
+ *
+ * const xor = {
+ *   transform(frame: Frame, controller: TransformStreamDefaultController<Frame>) {
+ *     controller.enqueue({ ...frame, body: frame.body.map((byte) => byte ^ 0x5a) });
+ *   },
+ * };
+ * // Each side undoes on the way in what the other did on the way out.
+ * const stages = { inbound: { frames: [xor] }, outbound: { frames: [xor] } };
+ * const server = new Server({ handler: { message() {} }, ...stages });
+ * const [a, b] = memoryPair();
+ * server.accept(a);
+ * const client = await openSession(b, { handler: { message() {} }, ...stages });
+ * assert.equal(client.state, "active");
+ * await client.close();
+ * await server.shutdown();
+ * ```
  */
 export interface SessionStages {
   /** Stages over {@linkcode Frame}s. */
