@@ -208,14 +208,7 @@ function packBytes(value: Uint8Array): Uint8Array {
   const size = head + n;
   let out: Uint8Array;
   if (size >= 1024) out = new Uint8Array(size);
-  else {
-    if (slabUsed + size > SLAB_SIZE) {
-      slab = new Uint8Array(SLAB_SIZE);
-      slabUsed = 0;
-    }
-    out = slab.subarray(slabUsed, slabUsed + size);
-    slabUsed += size;
-  }
+  else out = slabTake(size);
   if (head === 2) {
     out[0] = 0xc4;
     out[1] = n;
@@ -231,6 +224,91 @@ function packBytes(value: Uint8Array): Uint8Array {
     out[4] = n;
   }
   out.set(value, head);
+  return out;
+}
+
+/** Takes `size` bytes of the slab. */
+function slabTake(size: number): Uint8Array {
+  if (slabUsed + size > SLAB_SIZE) {
+    slab = new Uint8Array(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + size);
+  slabUsed += size;
+  return out;
+}
+
+const utf8Into = new TextEncoder();
+
+/**
+ * Scalars and short strings, written directly with the same encodings
+ * msgpackr picks (the shortest integer of 32 bits or fewer; `fixstr`/`str 8`),
+ * or undefined for anything else, which msgpackr then encodes.
+ */
+function packScalar(value: unknown): Uint8Array | undefined {
+  switch (typeof value) {
+    case "number": {
+      const n = value;
+      if (n >>> 0 === n) {
+        if (n < 0x80) return slabTake(1).fill(n);
+        if (n < 0x100) return write2(0xcc, n);
+        if (n < 0x10000) return write3(0xcd, n);
+        const out = slabTake(5);
+        out[0] = 0xce;
+        out[1] = n >>> 24;
+        out[2] = n >>> 16;
+        out[3] = n >>> 8;
+        out[4] = n;
+        return out;
+      }
+      if (n >> 0 === n) {
+        if (n >= -32) return slabTake(1).fill(n & 0xff);
+        if (n >= -128) return write2(0xd0, n & 0xff);
+        if (n >= -32768) return write3(0xd1, n & 0xffff);
+        const out = slabTake(5);
+        out[0] = 0xd2;
+        out[1] = n >>> 24;
+        out[2] = n >>> 16;
+        out[3] = n >>> 8;
+        out[4] = n;
+        return out;
+      }
+      return undefined;
+    }
+    case "boolean":
+      return slabTake(1).fill(value ? 0xc3 : 0xc2);
+    case "string": {
+      // Up to 3 UTF-8 bytes per UTF-16 unit: room for any string of 85 units.
+      if (value.length > 85) return undefined;
+      const room = slabTake(2 + 3 * value.length);
+      const { written } = utf8Into.encodeInto(value, room.subarray(2));
+      slabUsed -= 3 * value.length - written;
+      if (written < 32) {
+        room[1] = 0xa0 | written;
+        return room.subarray(1, 2 + written);
+      }
+      room[0] = 0xd9;
+      room[1] = written;
+      return room.subarray(0, 2 + written);
+    }
+    case "object":
+      if (value === null) return slabTake(1).fill(0xc0);
+  }
+  return undefined;
+}
+
+function write2(tag: number, n: number): Uint8Array {
+  const out = slabTake(2);
+  out[0] = tag;
+  out[1] = n;
+  return out;
+}
+
+function write3(tag: number, n: number): Uint8Array {
+  const out = slabTake(3);
+  out[0] = tag;
+  out[1] = n >>> 8;
+  out[2] = n;
   return out;
 }
 
@@ -277,6 +355,8 @@ export const msgpackCodec: PayloadCodec = Object.freeze(
     encode(value: unknown): Uint8Array {
       if (value === undefined) return EMPTY;
       if (value instanceof Uint8Array && value.length <= 0xffffffff) return packBytes(value);
+      const scalar = packScalar(value);
+      if (scalar !== undefined) return scalar;
       try {
         // pack() returns a view of its current slab and never rewinds into it.
         return plainView(packr.pack(value));
