@@ -13,7 +13,12 @@ function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
 
 export class Deadlines<T> {
   /** Bucket key (deadline / resolution, rounded up) to the items expiring then. */
-  #buckets = new Map<number, Set<T>>();
+  /** Made on first use: a peer that never times a call holds no map. */
+  #map: Map<number, Set<T>> | undefined;
+
+  get #buckets(): Map<number, Set<T>> {
+    return this.#map ??= new Map();
+  }
   /**
    * Bucket keys in ascending order. Deadlines mostly grow, so inserts are
    * appends; keys of buckets emptied by remove() stay until the next tick or
@@ -63,7 +68,7 @@ export class Deadlines<T> {
 
   /** Cancels an item's expiry. */
   remove(item: T, key: number): void {
-    const bucket = this.#buckets.get(key);
+    const bucket = this.#map?.get(key);
     if (bucket === undefined || !bucket.delete(item)) return;
     if (--this.#count === 0) {
       // Nothing waits: drop the buckets, so an idle peer holds nothing. The
@@ -79,7 +84,7 @@ export class Deadlines<T> {
 
   /** Drops everything without expiring it. */
   clear(): void {
-    this.#buckets.clear();
+    this.#map?.clear();
     this.#keys = [];
     this.#count = 0;
     clearTimeout(this.#timer);
@@ -88,7 +93,7 @@ export class Deadlines<T> {
 
   #arm(): void {
     const keys = this.#keys;
-    while (keys.length > 0 && !this.#buckets.has(keys[0])) keys.shift();
+    while (keys.length > 0 && !this.#map?.has(keys[0])) keys.shift();
     const first = keys[0];
     // A timer already due no later than the first bucket re-arms when it fires.
     if (this.#timer !== undefined && first !== undefined && this.#timerKey <= first) return;

@@ -304,13 +304,28 @@ export class Session extends EventTarget {
   /** Traffic counters. */
   readonly stats: SessionStats;
   /** Free-form data attached by the application. */
-  readonly data: Record<string, unknown> = {};
+  get data(): Record<string, unknown> {
+    return this.#data ??= {};
+  }
   /** Topics this session has joined (maintained by the server). */
-  readonly topics: Set<string> = new Set();
+  get topics(): Set<string> {
+    return this.#topics ??= new Set();
+  }
   /** Resolves once the session is closed. */
   readonly closed: Promise<void>;
   /** Resolves once the handshake completed; rejects if the session closed before. */
-  readonly opened: Promise<void>;
+  get opened(): Promise<void> {
+    if (this.#opened === undefined) {
+      const state = this.#openState;
+      this.#opened = state === true
+        ? Promise.resolve()
+        : state !== undefined
+        ? Promise.reject(state)
+        : new Promise<void>((resolve, reject) => (this.#openWaiter = { resolve, reject }));
+      this.#opened.catch(() => {});
+    }
+    return this.#opened;
+  }
 
   #id: string;
   #state: SessionState = SessionState.CONNECTING;
@@ -329,7 +344,13 @@ export class Session extends EventTarget {
   #pingWindowStart = 0;
   #pingsInWindow = 0;
   #resolveClosed!: () => void;
-  #settleOpened!: (error?: StreamwireError) => void;
+  // Made on first use: an idle server session never needs these.
+  #data: Record<string, unknown> | undefined;
+  #topics: Set<string> | undefined;
+  #opened: Promise<void> | undefined;
+  /** true once open, the error if it failed first, undefined until then. */
+  #openState: true | StreamwireError | undefined;
+  #openWaiter: { resolve(): void; reject(error: StreamwireError): void } | undefined;
   #closing = false;
   /** A connection ERROR was received: later frames are ignored. */
   #ended = false;
@@ -362,10 +383,6 @@ export class Session extends EventTarget {
       rttMs: undefined,
     };
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.opened = new Promise<void>((resolve, reject) => {
-      this.#settleOpened = (error) => (error === undefined ? resolve() : reject(error));
-    });
-    this.opened.catch(() => {});
     const maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#in = new Inbound(conn, {
       maxFrame: options.role === "server" ? Math.min(maxFrame, PRE_HANDSHAKE_MAX_FRAME) : maxFrame,
@@ -620,6 +637,16 @@ export class Session extends EventTarget {
     const payload = new Uint8Array(8);
     new DataView(payload.buffer).setFloat64(0, now);
     this.send({ type: FrameType.PING, seq: 0, payload });
+  }
+
+  /** Settles `opened` once: resolved, or rejected with `error`. */
+  #settleOpened(error?: StreamwireError): void {
+    if (this.#openState !== undefined) return;
+    this.#openState = error ?? true;
+    const waiter = this.#openWaiter;
+    this.#openWaiter = undefined;
+    if (error === undefined) waiter?.resolve();
+    else waiter?.reject(error);
   }
 
   #isDone(): boolean {
