@@ -484,7 +484,7 @@ export class Caller {
   #extOf(call: Call, timeout: number): Extensions {
     if (
       call.traceparent === undefined && call.tracestate === undefined &&
-      call.metadata.length === 0
+      metadataCount(call) === 0
     ) {
       if (timeout === this.#limits.defaultTimeoutMs) return this.#defaultExt;
       return { timeoutMs: timeout };
@@ -586,7 +586,7 @@ export class Caller {
 
 /** The extension block of a call, or undefined if it would be empty. */
 function extOf(call: Call, timeout: number | undefined): Extensions | undefined {
-  const metadata = call.metadata.length > 0 ? call.metadata : undefined;
+  const metadata = metadataCount(call) > 0 ? call.metadata : undefined;
   if (
     timeout === undefined && metadata === undefined && call.traceparent === undefined &&
     call.tracestate === undefined
@@ -597,4 +597,9 @@ function extOf(call: Call, timeout: number | undefined): Extensions | undefined 
   if (call.tracestate !== undefined) ext.tracestate = call.tracestate;
   if (metadata !== undefined) ext.metadata = [...metadata];
   return ext;
+}
+
+/** Entries in a call's metadata, without making the list of a call that has none. */
+function metadataCount(call: Call): number {
+  return (call as { metadataCount?: number }).metadataCount ?? call.metadata?.length ?? 0;
 }

@@ -25,3 +25,15 @@ export function intercept(
     return Promise.reject(error);
   }
 }
+
+/**
+ * Marks an interceptor that only sets a missing `traceparent` of calls this
+ * side makes from its supplier: a caller with no other interceptor does
+ * that inline, without a chain of closures per call.
+ */
+export const TRACE_SUPPLIER: unique symbol = Symbol("streamwire.traceSupplier");
+
+/** The supplier of an interceptor made by `traceContext()`, if `interceptor` is one. */
+export function traceSupplier(interceptor: Interceptor): (() => string | undefined) | undefined {
+  return (interceptor as { [TRACE_SUPPLIER]?: () => string | undefined })[TRACE_SUPPLIER];
+}

@@ -4,7 +4,7 @@
 
 import { Caller, type OpenStream } from "./_caller.ts";
 import { ignore } from "./_flow.ts";
-import { intercept } from "./_intercept.ts";
+import { intercept, traceSupplier } from "./_intercept.ts";
 import { StreamPort } from "./_port.ts";
 import type { Call, CallKind, Interceptor, Next } from "./interceptor.ts";
 import type { BatchCall, BatchOutcome, CallOptions } from "./peer.ts";
@@ -29,7 +29,6 @@ class OutgoingCall implements Call {
   readonly kind: CallKind;
   readonly method: string;
   params: unknown;
-  readonly metadata: [string, string][];
   traceparent: string | undefined;
   tracestate: string | undefined;
   timeout: number | undefined;
@@ -47,15 +46,27 @@ class OutgoingCall implements Call {
     this.method = method;
     this.params = params;
     const metadata = options.metadata;
-    this.metadata = metadata === undefined
-      ? []
-      : Array.isArray(metadata)
-      ? [...metadata as [string, string][]]
-      : Object.entries(metadata);
+    if (metadata !== undefined) {
+      this.#metadata = Array.isArray(metadata)
+        ? [...metadata as [string, string][]]
+        : Object.entries(metadata);
+    }
     this.traceparent = options.traceparent;
     this.tracestate = options.tracestate;
     this.timeout = timeout;
     this.signal = options.signal;
+  }
+
+  /** Made on first use: most calls carry none. */
+  #metadata: [string, string][] | undefined;
+
+  get metadata(): [string, string][] {
+    return this.#metadata ??= [];
+  }
+
+  /** Entries in `metadata`, without making it. */
+  get metadataCount(): number {
+    return this.#metadata?.length ?? 0;
   }
 }
 
@@ -144,7 +155,18 @@ export class Outgoing {
   }
 
   #run(call: Call, last: Next): Promise<unknown> {
-    if (this.#interceptors.length > 0) return intercept(this.#interceptors, call, last);
+    const interceptors = this.#interceptors;
+    const supplier = interceptors.length === 1 ? traceSupplier(interceptors[0]) : undefined;
+    if (supplier !== undefined) {
+      // The default list, [traceContext()], done inline.
+      try {
+        if (call.traceparent === undefined) call.traceparent = supplier();
+        return last(call);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    if (interceptors.length > 0) return intercept(interceptors, call, last);
     try {
       return last(call);
     } catch (error) {

@@ -9,6 +9,7 @@
 
 import { isSpanContextValid, trace } from "@opentelemetry/api";
 import type { Interceptor } from "./interceptor.ts";
+import { TRACE_SUPPLIER } from "./_intercept.ts";
 
 /** The fields of a W3C `traceparent` header. */
 export interface TraceParent {
@@ -130,10 +131,11 @@ export function childTraceparent(parent: string | undefined): string | undefined
 export function traceContext(
   supplier: () => string | undefined = activeTraceparent,
 ): Interceptor {
-  return (next) => (call) => {
+  const interceptor: Interceptor = (next) => (call) => {
     if (call.side === "caller" && call.traceparent === undefined) {
       call.traceparent = supplier();
     }
     return next(call);
   };
+  return Object.defineProperty(interceptor, TRACE_SUPPLIER, { value: supplier });
 }
