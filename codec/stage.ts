@@ -7,6 +7,7 @@
  */
 
 import { CONNECT, isConnectable } from "./_stage_input.ts";
+import { StreamwireError } from "./error.ts";
 
 /**
  * A stage of a chain: a standard WHATWG `Transformer`. Its `transform` may
@@ -321,4 +322,118 @@ async function failAfterReads(
     delay = Math.min(MAX_POLL_MS, delay * 2 + 1);
   }
   throw error;
+}
+
+/**
+ * The controller a caught stage writes into: passes chunks on, and turns
+ * `error()` into a throw, so that every failure of the stage is caught.
+ */
+class Catching<O> implements TransformStreamDefaultController<O> {
+  outer: TransformStreamDefaultController<O | StreamwireError> | undefined;
+
+  get desiredSize(): number | null {
+    return this.outer?.desiredSize ?? 1;
+  }
+
+  enqueue(chunk: O): void {
+    this.outer!.enqueue(chunk);
+  }
+
+  error(reason?: unknown): void {
+    throw reason;
+  }
+
+  terminate(): void {
+    this.outer?.terminate();
+  }
+}
+
+/**
+ * Makes a stage's failure its last chunk: when `stage` throws, rejects or
+ * calls `controller.error` in `start`, `transform` or `flush`, the error is
+ * enqueued as a `StreamwireError` (through {@linkcode StreamwireError.from}),
+ * after the chunks the stage produced before it, and the output ends there
+ * (`controller.terminate()`); later input is ignored. A stage downstream can
+ * then answer the failure, such as with a connection ERROR (PROTOCOL.md
+ * 1.3), instead of seeing the stream error.
+ *
+ * Terminating a `TransformStream` cancels what feeds it: a socket's
+ * readable piped in should be piped with `preventCancel: true` when the
+ * answer to the failure still has to be written to that socket.
+ *
+ * @param stage Any stage, such as one from {@linkcode createDecodeStage}.
+ * @returns A stage with the same output, ending with the error if `stage` fails.
+ *
+ * @example Garbage after a frame becomes an error chunk
+ * ```ts
+ * import {
+ *   catchStage,
+ *   createDecodeStage,
+ *   encodeFrames,
+ *   encodeMessages,
+ *   FrameType,
+ *   StageStream,
+ *   StreamwireError,
+ * } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const ping = encodeFrames(encodeMessages([{ type: FrameType.PING, seq: 1, payload: Uint8Array.of(7) }]));
+ * const garbage = new Uint8Array(20);
+ * const out = await Array.fromAsync(
+ *   ReadableStream.from([ping, garbage, ping])
+ *     .pipeThrough(new StageStream(catchStage(createDecodeStage()))),
+ * );
+ * assert.equal(out.length, 2);
+ * assert.ok(!(out[0] instanceof StreamwireError) && out[0].type === FrameType.PING);
+ * assert.ok(out[1] instanceof StreamwireError);
+ * assert.equal(out[1].codeName, "invalid_argument");
+ * ```
+ */
+export function catchStage<I, O>(stage: Stage<I, O>): Stage<I, O | StreamwireError> {
+  const inner = new Catching<O>();
+  const { start, transform, flush } = stage;
+  let failed = false;
+  const fail = (error: unknown, terminate: boolean): void => {
+    if (failed) return;
+    failed = true;
+    const outer = inner.outer!;
+    try {
+      outer.enqueue(StreamwireError.from(error));
+      // In flush the output ends anyway.
+      if (terminate) outer.terminate();
+    } catch { /* the output was already closed by the reader */ }
+  };
+  const run = (
+    step: () => void | PromiseLike<void>,
+    controller: TransformStreamDefaultController<O | StreamwireError>,
+    terminate: boolean,
+  ): void | Promise<void> => {
+    if (failed) return;
+    inner.outer = controller;
+    try {
+      const result = step();
+      if (result !== undefined) {
+        return Promise.resolve(result).then(undefined, (error) => fail(error, terminate));
+      }
+    } catch (error) {
+      fail(error, terminate);
+    }
+  };
+  return {
+    start: start === undefined
+      ? undefined
+      : (controller) => run(() => start.call(stage, inner), controller, true),
+    transform: (chunk, controller) =>
+      run(
+        () =>
+          transform === undefined
+            ? inner.enqueue(chunk as unknown as O)
+            : transform.call(stage, chunk, inner),
+        controller,
+        true,
+      ),
+    flush: flush === undefined
+      ? undefined
+      : (controller) => run(() => flush.call(stage, inner), controller, false),
+  };
 }
