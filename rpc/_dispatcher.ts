@@ -22,6 +22,7 @@ import {
   ignore,
   Inbox,
   notEncodable,
+  type Outlet,
   produce,
   queueValue,
   tooLarge,
@@ -59,11 +60,20 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     typeof (value as { then?: unknown }).then === "function";
 }
 
-/** Serves the calls of one session. */
+/**
+ * Serves the calls of one session, or of any other {@linkcode Outlet}: what
+ * it sends goes through the outlet's bounded queue.
+ */
 export class Dispatcher {
   /** NOTIFYs dropped because `maxConcurrentCalls` handlers were already running. */
   droppedNotifications = 0;
-  #session: Session;
+  #session: Outlet;
+  /**
+   * What handlers (`ctx.session`) and `onError` are given: the session
+   * itself, or the stand-in of a dispatcher built from pipes, which has the
+   * outlet's members only (RpcDispatcherStream documents them).
+   */
+  #context: Session;
   #codec: PayloadCodec;
   #options: DispatcherOptions;
   #calls = new Map<number, Served>();
@@ -72,8 +82,9 @@ export class Dispatcher {
   #deadlines = new Deadlines<Served>((call) => this.#expired(call));
   #drainWaiters: (() => void)[] = [];
 
-  constructor(session: Session, codec: PayloadCodec, options: DispatcherOptions) {
+  constructor(session: Outlet, codec: PayloadCodec, options: DispatcherOptions) {
     this.#session = session;
+    this.#context = session as Session;
     this.#codec = codec;
     this.#options = options;
   }
@@ -110,7 +121,7 @@ export class Dispatcher {
       ctx = new Context(
         call,
         { method: m.method, params, ext: m.ext },
-        this.#session,
+        this.#context,
         this.#deadline(m.ext),
       );
     } catch (error) {
@@ -199,7 +210,7 @@ export class Dispatcher {
         try {
           const entry = this.#lookup(method, "unary");
           const params = this.#params(entries[i].params, method);
-          const ctx = new Context(call, { method, params, ext: m.ext }, this.#session, deadline);
+          const ctx = new Context(call, { method, params, ext: m.ext }, this.#context, deadline);
           result = intercepted
             ? this.#intercepted("unary", entry, ctx, m.ext)
             : (entry.handler as (p: unknown, c: CallContext) => unknown)(params, ctx);
@@ -246,7 +257,7 @@ export class Dispatcher {
       // streams are what streaming is for.
       const timeout = m.ext?.timeoutMs;
       const deadline = timeout !== undefined && timeout > 0 ? Date.now() + timeout : Infinity;
-      ctx = new Context(call, { method: m.method, params, ext: m.ext }, session, deadline);
+      ctx = new Context(call, { method: m.method, params, ext: m.ext }, this.#context, deadline);
     } catch (error) {
       this.#fail(id, error, m.method);
       return;
@@ -356,7 +367,7 @@ export class Dispatcher {
       const ctx = new Context(
         call,
         { method: m.method, params, ext: m.ext },
-        this.#session,
+        this.#context,
         this.#deadline(m.ext),
       );
       result = this.#options.interceptors.length === 0
@@ -558,7 +569,7 @@ export class Dispatcher {
 
   #report(error: unknown, method: string, id: number): void {
     try {
-      this.#options.onError(error, { method, session: this.#session, id });
+      this.#options.onError(error, { method, session: this.#context, id });
     } catch { /* a failing logger must not take the connection with it */ }
   }
 

@@ -6,7 +6,32 @@ import { FrameType, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { encodedBodySize, type Message } from "../codec/message.ts";
 import type { PayloadCodec } from "../codec/payload_codec.ts";
-import type { Session } from "../transport/session.ts";
+
+/**
+ * What calls need of the connection they run on: a bounded outbound queue
+ * and the negotiated frame limit. A `Session` is one; a dispatcher built
+ * from pipes (`RpcDispatcherStream`) has its own.
+ */
+export interface Outlet {
+  /** Session id, for logs. */
+  readonly id: string;
+  /** Negotiated settings; `maxFrame` bounds every frame sent. */
+  readonly settings: { readonly maxFrame: number } | undefined;
+  /** lastId of the GOAWAY this side sent: calls above it are refused. */
+  readonly goawayLastId: number | undefined;
+  /** Whether the outbound queue is within its bound. */
+  readonly writable: boolean;
+  /**
+   * Queues a message if there is room; small control frames always.
+   *
+   * @throws {StreamwireError} `resource_exhausted` for a frame larger than `maxFrame`.
+   */
+  send(message: Message): boolean;
+  /** Queues a message once there is room; rejects `unavailable` if the connection closed first. */
+  write(message: Message): Promise<void>;
+  /** Resolves once the queue is within its bound (or the connection closed). */
+  ready(): Promise<void>;
+}
 
 /** What a handler may return as a stream of values. */
 export type StreamOutput = ReadableStream<unknown> | AsyncIterable<unknown> | Iterable<unknown>;
@@ -41,7 +66,7 @@ export function decodeValue(codec: PayloadCodec, bytes: Uint8Array): unknown {
  * @throws {StreamwireError} `resource_exhausted`, synchronously, for a frame
  *   larger than the session's `maxFrame`.
  */
-export function enqueue(session: Session, message: Message): Promise<void> | undefined {
+export function enqueue(session: Outlet, message: Message): Promise<void> | undefined {
   if (session.send(message)) return undefined;
   return session.write(message);
 }
@@ -58,7 +83,7 @@ export function notEncodable(error: unknown): StreamwireError {
 }
 
 /** An answer the session refused for being larger than the negotiated maxFrame. */
-export function tooLarge(session: Session, message: Message): StreamwireError {
+export function tooLarge(session: Outlet, message: Message): StreamwireError {
   return new StreamwireError(
     Status.RESOURCE_EXHAUSTED,
     `Result of '${
@@ -74,7 +99,7 @@ export function tooLarge(session: Session, message: Message): StreamwireError {
  *   `resource_exhausted` for one larger than maxFrame.
  */
 export function queueValue(
-  session: Session,
+  session: Outlet,
   codec: PayloadCodec,
   id: number,
   value: unknown,
@@ -95,7 +120,7 @@ export function queueValue(
 
 /** Sends each value of `output` as DATA, against credit, until done or the call is aborted. */
 export async function produce(
-  session: Session,
+  session: Outlet,
   codec: PayloadCodec,
   call: Producing,
   output: StreamOutput,

@@ -32,3 +32,4 @@ export * from "./server.ts";
 export * from "./client.ts";
 export * from "./coalesce_stream.ts";
 export * from "./trace.ts";
+export * from "./dispatcher_stream.ts";
