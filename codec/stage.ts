@@ -155,79 +155,110 @@ export function composeStages<I, O>(
     return { transform: (chunk, controller) => controller.enqueue(chunk as unknown as O) };
   }
   if (stages.length === 1) return stages[0];
-  const n = stages.length;
-  // controllers[i] is the controller stage i enqueues into: the direct input
-  // of stage i + 1 if it has one, else a Link that runs it. The last stage
-  // enqueues straight into the composed stage's own controller, set (with
-  // `next` of the hop into the last stage) when a call brings a new one.
-  const controllers: TransformStreamDefaultController<unknown>[] = new Array(n);
-  controllers[n - 1] = UNSET;
-  const links: Link<unknown>[] = [];
-  for (let i = n - 1; i >= 1; i--) {
-    const stage = stages[i];
-    if (isConnectable<unknown, unknown>(stage)) controllers[i - 1] = stage[CONNECT](controllers[i]);
-    else {
-      const link = new Link<unknown>(stage, controllers[i]);
-      links.unshift(link);
-      controllers[i - 1] = link;
-    }
-  }
-  const intoLast = controllers[n - 2] as TransformStreamDefaultController<unknown> & {
+  return new Composed<I, O>(stages);
+}
+
+/**
+ * The stage {@linkcode composeStages} returns. Its methods live on the
+ * prototype: a session holds one for its whole life, so per-instance
+ * closures would be memory held by every idle connection.
+ */
+class Composed<I, O> implements Stage<I, O> {
+  #stages: Stage<unknown, unknown>[];
+  /**
+   * controllers[i] is the controller stage i enqueues into: the direct input
+   * of stage i + 1 if it has one, else a Link that runs it. The last stage
+   * enqueues straight into the composed stage's own controller, set (with
+   * `next` of the hop into the last stage) when a call brings a new one.
+   */
+  #controllers: TransformStreamDefaultController<unknown>[];
+  #links: Link<unknown>[] = [];
+  #intoLast: TransformStreamDefaultController<unknown> & {
     next: TransformStreamDefaultController<unknown>;
   };
-  const first = stages[0];
-  const setOuter = (controller: TransformStreamDefaultController<O>) => {
+
+  constructor(stages: Stage<unknown, unknown>[]) {
+    const n = stages.length;
+    this.#stages = stages;
+    const controllers: TransformStreamDefaultController<unknown>[] = new Array(n);
+    controllers[n - 1] = UNSET;
+    for (let i = n - 1; i >= 1; i--) {
+      const stage = stages[i];
+      if (isConnectable<unknown, unknown>(stage)) {
+        controllers[i - 1] = stage[CONNECT](controllers[i]);
+      } else {
+        const link = new Link<unknown>(stage, controllers[i]);
+        this.#links.unshift(link);
+        controllers[i - 1] = link;
+      }
+    }
+    this.#controllers = controllers;
+    this.#intoLast = controllers[n - 2] as TransformStreamDefaultController<unknown> & {
+      next: TransformStreamDefaultController<unknown>;
+    };
+  }
+
+  #setOuter(controller: TransformStreamDefaultController<O>): void {
     const outer = controller as TransformStreamDefaultController<unknown>;
-    if (controllers[n - 1] === outer) return;
-    controllers[n - 1] = outer;
-    intoLast.next = outer;
+    const controllers = this.#controllers;
+    if (controllers[controllers.length - 1] === outer) return;
+    controllers[controllers.length - 1] = outer;
+    this.#intoLast.next = outer;
+    const links = this.#links;
     for (let i = 0; i < links.length; i++) links[i].outer = outer;
-  };
-  return {
-    start(controller) {
-      setOuter(controller);
-      let chain: Promise<unknown> | undefined;
-      for (let i = 0; i < n; i++) {
-        const start = stages[i].start;
-        if (start === undefined) continue;
-        const into = controllers[i];
-        chain = chain === undefined
-          ? toPromise(start.call(stages[i], into))
-          : chain.then(() => start.call(stages[i], into));
+  }
+
+  start(controller: TransformStreamDefaultController<O>): Promise<unknown> | undefined {
+    this.#setOuter(controller);
+    const stages = this.#stages;
+    let chain: Promise<unknown> | undefined;
+    for (let i = 0; i < stages.length; i++) {
+      const start = stages[i].start;
+      if (start === undefined) continue;
+      const into = this.#controllers[i];
+      chain = chain === undefined
+        ? toPromise(start.call(stages[i], into))
+        : chain.then(() => start.call(stages[i], into));
+    }
+    return chain;
+  }
+
+  transform(chunk: I, controller: TransformStreamDefaultController<O>): Promise<void> | undefined {
+    this.#setOuter(controller);
+    const first = this.#stages[0];
+    const transform = first.transform;
+    const links = this.#links;
+    if (transform === undefined) this.#controllers[0].enqueue(chunk);
+    else {
+      const result = transform.call(first, chunk, this.#controllers[0]);
+      if (result !== undefined) {
+        return Promise.resolve(result).then(() => settleTails(links));
       }
-      return chain;
-    },
-    transform(chunk, controller) {
-      setOuter(controller);
-      const transform = first.transform;
-      if (transform === undefined) controllers[0].enqueue(chunk);
-      else {
-        const result = transform.call(first, chunk, controllers[0]);
-        if (result !== undefined) {
-          return Promise.resolve(result).then(() => settleTails(links));
-        }
+    }
+    return settleTails(links);
+  }
+
+  flush(controller: TransformStreamDefaultController<O>): Promise<void> | undefined {
+    this.#setOuter(controller);
+    return this.#flushFrom(0);
+  }
+
+  #flushFrom(from: number): Promise<void> | undefined {
+    const stages = this.#stages;
+    const links = this.#links;
+    for (let i = from; i < stages.length; i++) {
+      const pending = settleTails(links);
+      if (pending !== undefined) return pending.then(() => this.#flushFrom(i));
+      const flush = stages[i].flush;
+      if (flush === undefined) continue;
+      const result = flush.call(stages[i], this.#controllers[i]);
+      if (result !== undefined) {
+        const at = i + 1;
+        return Promise.resolve(result).then(() => this.#flushFrom(at));
       }
-      return settleTails(links);
-    },
-    flush(controller) {
-      setOuter(controller);
-      const step = (i: number): Promise<void> | undefined => {
-        for (; i < n; i++) {
-          const pending = settleTails(links);
-          if (pending !== undefined) return pending.then(() => step(i));
-          const flush = stages[i].flush;
-          if (flush === undefined) continue;
-          const result = flush.call(stages[i], controllers[i]);
-          if (result !== undefined) {
-            const at = i + 1;
-            return Promise.resolve(result).then(() => step(at));
-          }
-        }
-        return settleTails(links);
-      };
-      return step(0);
-    },
-  };
+    }
+    return settleTails(links);
+  }
 }
 
 function toPromise(value: unknown): Promise<unknown> | undefined {
