@@ -2,7 +2,7 @@
 // 127.0.0.1, against the Python client written from PROTOCOL.md alone.
 
 import assert from "node:assert/strict";
-import { EXPECTED_CHECKS, runForeignClient } from "../interop/foreign_client_test.ts";
+import { EXPECTED_CHECKS, runForeignClient } from "../interop/_foreign.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const EXAMPLE = new URL("../../examples/pipes_server.ts", import.meta.url).pathname;
