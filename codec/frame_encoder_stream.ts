@@ -1,7 +1,7 @@
 /**
  * Frames to bytes: headers and CRC-32, the last stage of the encode chain,
- * as functions ({@linkcode encodeFrames}, {@linkcode writeHeader}), a WHATWG
- * `Transformer` ({@linkcode FrameEncoderStage}) and a stream.
+ * as a function ({@linkcode encodeFrames}), a WHATWG `Transformer`
+ * ({@linkcode FrameEncoderStage}) and a stream.
  *
  * @module
  */
@@ -27,18 +27,8 @@ const SHORT_BODY = 32;
  * @param frame Type, flags and seq of the frame; `body` is not read.
  * @param length Body length.
  * @returns The offset just past the body.
- *
- * @example Usage
- * ```ts
- * import { FrameType, writeHeader } from "@streamwire/streamwire/codec";
- * import assert from "node:assert/strict";
- *
- * const out = new Uint8Array(17);
- * writeHeader(out, 0, { type: FrameType.END, flags: 0, seq: 5 }, 0);
- * assert.deepEqual(out.subarray(0, 5), Uint8Array.of(0xca, 0xfe, 1, 0, 0x22));
- * ```
  */
-export function writeHeader(
+function writeHeader(
   target: Uint8Array,
   offset: number,
   frame: Pick<Frame, "type" | "flags" | "seq">,
