@@ -1,5 +1,9 @@
 // A server and a client over TCP on 127.0.0.1 or over an in-memory pair,
 // with a method set that records what handlers saw.
+//
+// Tests await the event they wait for (a call settling, a probe change, a
+// frame, a `statechange`); the only clock is a safety net that turns a hang
+// into a failure (SAFETY_NET_MS), never a speed check.
 
 import { Status } from "../../codec/constants.ts";
 import { StreamwireError } from "../../codec/error.ts";
@@ -12,30 +16,51 @@ import type { CallContext, Methods } from "../../rpc/methods.ts";
 import type { RpcPeer } from "../../rpc/peer.ts";
 import { RpcServer, type RpcServerOptions } from "../../rpc/server.ts";
 import { dial as tcpDial } from "../../transport/dial.ts";
+import { delay, guard, SAFETY_NET_MS, Signal } from "../transport/_helpers.ts";
 import { frame, json, RawPeer, T } from "./_wire.ts";
+
+export { delay, guard, SAFETY_NET_MS };
 
 export type Kind = "tcp" | "memory";
 export const KINDS: readonly Kind[] = ["tcp", "memory"];
 
-export function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Polls `cond` every few ms until true, failing after `timeoutMs`. */
+/**
+ * Polls `cond` until it holds. Only for conditions that no event announces
+ * (`inflight`, `pending`, a counter of the product); anything with an event
+ * is awaited instead. The cap defaults to {@linkcode SAFETY_NET_MS} and only
+ * turns a hang into a failure naming `what`.
+ */
 export async function waitFor(
   cond: () => boolean,
-  timeoutMs = 2000,
-  what = "condition",
+  what: string,
+  safetyNetMs = SAFETY_NET_MS,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const start = Date.now();
   while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    if (Date.now() - start > safetyNetMs) {
+      throw new Error(
+        `Still waiting for ${what} after ${safetyNetMs} ms ` +
+          "(a safety net against a hang, not a speed check)",
+      );
+    }
     await delay(2);
   }
 }
 
-/** What the test methods observed. */
+/** Resolves once the client and the server's only peer have no call left. */
+export function settled(r: Rig): Promise<void> {
+  return waitFor(
+    () => r.client.pending === 0 && r.serverPeer().inflight === 0,
+    "no call pending on the client nor in flight on the server",
+  );
+}
+
+/**
+ * What the test methods observed. Whoever changes it calls `changed()`, so
+ * that `until` re-checks.
+ */
 export class Probe {
+  #signal = new Signal();
   notified: unknown[] = [];
   /** What the server's onError received. */
   errors: { error: unknown; method: string; id: number }[] = [];
@@ -46,6 +71,16 @@ export class Probe {
   /** `ticks` generator's finally ran (return() or completion). */
   tickerClosed = false;
   onNotify: (() => void) | undefined;
+
+  /** Something was recorded: waiters re-check. */
+  changed(): void {
+    this.#signal.notify();
+  }
+
+  /** Resolves once `check()` holds, re-checked at each change. */
+  until(check: () => boolean, what: string): Promise<void> {
+    return this.#signal.until(check, what);
+  }
 }
 
 /** Demo methods plus methods for failures, cancellation and observation. */
@@ -53,6 +88,7 @@ export function testMethods(server: () => RpcServer, probe: Probe): Methods {
   const recordAbort = (ctx: CallContext) => {
     ctx.signal.addEventListener("abort", () => {
       probe.aborted.push({ method: ctx.method, code: (ctx.signal.reason as StreamwireError).code });
+      probe.changed();
     }, { once: true });
   };
   return demoMethods(server)
@@ -71,6 +107,7 @@ export function testMethods(server: () => RpcServer, probe: Probe): Methods {
     })
     .unary("ctx", (_p, ctx) => {
       probe.contexts.push(ctx);
+      probe.changed();
       return {
         traceparent: ctx.traceparent ?? null,
         tracestate: ctx.tracestate ?? null,
@@ -81,6 +118,7 @@ export function testMethods(server: () => RpcServer, probe: Probe): Methods {
     })
     .unary("note", (p) => {
       probe.notified.push(p);
+      probe.changed();
       probe.onNotify?.();
     })
     .serverStream("ticks", (_p, ctx) => {
@@ -89,11 +127,14 @@ export function testMethods(server: () => RpcServer, probe: Probe): Methods {
         try {
           for (let i = 0;; i++) {
             probe.produced++;
+            probe.changed();
             yield i;
+            // Yields to the event loop now and then, as a real producer would.
             if (i % 64 === 63) await delay(0);
           }
         } finally {
           probe.tickerClosed = true;
+          probe.changed();
         }
       })();
     })
@@ -102,6 +143,7 @@ export function testMethods(server: () => RpcServer, probe: Probe): Methods {
       return (function* () {
         for (let i = 0; i < n; i++) {
           probe.produced++;
+          probe.changed();
           yield i;
         }
       })();
@@ -151,7 +193,10 @@ export interface RigOptions {
 export async function rig(kind: Kind, options: RigOptions = {}): Promise<Rig> {
   const probe = new Probe();
   const server: RpcServer = new RpcServer({
-    onError: (error, { method, id }) => probe.errors.push({ error, method, id }),
+    onError: (error, { method, id }) => {
+      probe.errors.push({ error, method, id });
+      probe.changed();
+    },
     ...options.server,
     methods: (options.methods ?? testMethods)(() => server, probe),
   });

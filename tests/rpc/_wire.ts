@@ -1,8 +1,9 @@
-// Frames built and parsed by hand from /work/shared/PROTOCOL.md, without the
-// project's codec: a big-endian writer, node:zlib's CRC-32 and a header parser.
-// Used to test interoperability and misbehaving peers.
+// Frames built and parsed by hand from the protocol as docs/PROTOCOL.md states
+// it, without the project's codec: a big-endian writer, node:zlib's CRC-32 and
+// a header parser. Used to test interoperability and misbehaving peers.
 
 import { crc32 } from "node:zlib";
+import { guard, SAFETY_NET_MS } from "../transport/_helpers.ts";
 
 /** Frame types of PROTOCOL.md 2, restated here on purpose. */
 export const T = {
@@ -169,7 +170,8 @@ export function batchResults(body: Uint8Array): { code: number; data: Uint8Array
 
 /**
  * A peer speaking frames by hand over any byte streams: writes frames,
- * reads and parses them with a deadline.
+ * reads and parses them. Reads await the next frame however long it takes
+ * (up to the safety net, which only turns a hang into a failure).
  */
 export class RawPeer {
   #writer: WritableStreamDefaultWriter<Uint8Array>;
@@ -178,6 +180,7 @@ export class RawPeer {
   #frames: RawFrame[] = [];
   #read: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
   #close: () => void;
+  #syncs = 0;
   eof = false;
 
   constructor(
@@ -212,19 +215,12 @@ export class RawPeer {
     await this.#writer.write(all);
   }
 
-  /** The next frame, failing after `timeoutMs`. */
-  async next(timeoutMs = 2000): Promise<RawFrame> {
-    const deadline = Date.now() + timeoutMs;
+  /** The next frame; rejects with "EOF before the next frame" at the end of the stream. */
+  async next(safetyNetMs = SAFETY_NET_MS): Promise<RawFrame> {
     while (this.#frames.length === 0) {
       if (this.eof) throw new Error("EOF before the next frame");
       this.#read ??= this.#reader.read();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
-      });
-      const result = await Promise.race([this.#read, timeout]);
-      clearTimeout(timer);
-      if (result === "timeout") throw new Error(`No frame within ${timeoutMs} ms`);
+      const result = await guard(this.#read, "the next frame", safetyNetMs);
       this.#read = undefined;
       if (result.done) {
         this.eof = true;
@@ -241,12 +237,31 @@ export class RawPeer {
   }
 
   /** Frames until one matches `pred` (the others are returned too). */
-  async until(pred: (f: RawFrame) => boolean, timeoutMs = 2000): Promise<RawFrame[]> {
+  async until(pred: (f: RawFrame) => boolean): Promise<RawFrame[]> {
     const out: RawFrame[] = [];
     for (;;) {
-      const f = await this.next(timeoutMs);
+      const f = await this.next();
       out.push(f);
       if (pred(f)) return out;
+    }
+  }
+
+  /**
+   * Sends a PING and reads until its PONG; returns the frames that came
+   * before it. The other side reads frames in order and answers a PING when
+   * it reads it, so what it sent before reading this PING is in the result:
+   * a frame not in it was not sent before.
+   */
+  async sync(): Promise<RawFrame[]> {
+    const payload = Uint8Array.of(0x5a, 0x5a, 0x5a, ++this.#syncs & 0xff);
+    await this.send(frame(T.PING, 0, payload));
+    const before: RawFrame[] = [];
+    for (;;) {
+      const f = await this.next();
+      const pong = f.type === T.PONG && f.body.length === payload.length &&
+        f.body.every((b, i) => b === payload[i]);
+      if (pong) return before;
+      before.push(f);
     }
   }
 

@@ -1,30 +1,35 @@
 import assert from "node:assert/strict";
 import { Status } from "../../codec/constants.ts";
 import { Methods } from "../../rpc/methods.ts";
+import { Signal } from "../transport/_helpers.ts";
 import { rejectsWith, rig, waitFor } from "./_rig.ts";
 
 Deno.test("a NOTIFY flood runs at most maxConcurrentCalls handlers and counts the rest", async () => {
   const release = Promise.withResolvers<void>();
   let running = 0, peak = 0, started = 0;
+  const handlers = new Signal();
   await using r = await rig("memory", {
     server: { maxConcurrentCalls: 4 },
     methods: () =>
       new Methods().unary("slow", async () => {
         started++;
         peak = Math.max(peak, ++running);
+        handlers.notify();
         await release.promise;
         running--;
+        handlers.notify();
       }),
   });
   for (let i = 0; i < 50; i++) r.client.notify("slow");
   const peer = r.serverPeer();
-  await waitFor(() => peer.droppedNotifications === 46);
+  // No event announces a dropped NOTIFY: the counter is polled.
+  await waitFor(() => peer.droppedNotifications === 46, "46 NOTIFYs dropped");
   assert.equal(peak, 4);
   release.resolve();
-  await waitFor(() => running === 0);
+  await handlers.until(() => running === 0, "the four handlers done");
   // With the handlers done, NOTIFYs run again.
   r.client.notify("slow");
-  await waitFor(() => started === 5 && running === 0);
+  await handlers.until(() => started === 5 && running === 0, "a fifth handler run");
   assert.equal(peer.droppedNotifications, 46);
 });
 

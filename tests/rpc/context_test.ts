@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { traceContext } from "../../rpc/trace.ts";
-import { KINDS, rig, waitFor } from "./_rig.ts";
+import { KINDS, rig } from "./_rig.ts";
 
 const TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 const TP2 = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -44,7 +44,7 @@ for (const kind of KINDS) {
     await reader.cancel();
     // NOTIFY as well.
     r.client.notify("ctx", undefined, { traceparent: TP2 });
-    await waitFor(() => r.probe.contexts.length === 4);
+    await r.probe.until(() => r.probe.contexts.length === 4, "the NOTIFY handled");
     assert.equal(r.probe.contexts[3].traceparent, TP2);
     assert.equal(r.probe.contexts[3].id, 0);
   });
