@@ -37,6 +37,7 @@ export * from "./checksum_stream.ts";
 export * from "./compression.ts";
 export * from "./compression_stream.ts";
 export * from "./message.ts";
+export * from "./message_encode.ts";
 export * from "./message_stream.ts";
 export * from "./frame_encoder_stream.ts";
 export * from "./stage.ts";
