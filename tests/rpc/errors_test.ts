@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { Status } from "../../codec/constants.ts";
 import { StreamwireError } from "../../codec/error.ts";
 import { Methods } from "../../rpc/methods.ts";
-import { KINDS, rejectsWith, rig, waitFor } from "./_rig.ts";
+import { KINDS, rejectsWith, rig, settled, waitFor } from "./_rig.ts";
 
 for (const kind of KINDS) {
   Deno.test(`${kind}: handler errors cross with their code and message`, async () => {
@@ -28,7 +28,7 @@ for (const kind of KINDS) {
     const s = r.client.stream("no.such.stream");
     await rejectsWith(s.getReader().read(), Status.UNIMPLEMENTED);
     await rejectsWith(Array.fromAsync(r.client.stream("count", -3)), Status.INVALID_ARGUMENT);
-    await waitFor(() => r.client.pending === 0 && r.serverPeer().inflight === 0);
+    await settled(r);
   });
 
   Deno.test(`${kind}: REQUEST to a streaming method and OPEN to a unary one fail 12`, async () => {
@@ -42,7 +42,7 @@ for (const kind of KINDS) {
     );
     assert.match(e2.message, /is unary: call it with REQUEST/);
     await rejectsWith(r.client.upload("echo", ReadableStream.from([1])), Status.UNIMPLEMENTED);
-    await waitFor(() => r.client.pending === 0 && r.serverPeer().inflight === 0);
+    await settled(r);
   });
 
   Deno.test(`${kind}: a result the codec cannot encode fails with internal`, async () => {
@@ -79,14 +79,20 @@ for (const kind of KINDS) {
 
   Deno.test(`${kind}: maxConcurrentCalls refuses the call over the limit at once`, async () => {
     await using r = await rig(kind, { server: { maxConcurrentCalls: 2 } });
-    const a = r.client.call("sleep", 100);
-    const b = r.client.call("sleep", 100);
-    const started = Date.now();
+    // Two calls that hold their slots until released: a refusal that came
+    // only once a slot freed could not come before the release.
+    const controller = new AbortController();
+    const a = r.client.call("hang", undefined, { signal: controller.signal });
+    const b = r.client.call("hang", undefined, { signal: controller.signal });
+    await waitFor(() => r.serverPeer().inflight === 2, "both slots taken");
     await rejectsWith(r.client.call("sleep", 100), Status.RESOURCE_EXHAUSTED);
-    assert.ok(Date.now() - started < 80, "refused without waiting for a slot");
     // Streams count too.
     await rejectsWith(Array.fromAsync(r.client.stream("count", 3)), Status.RESOURCE_EXHAUSTED);
-    assert.deepEqual(await Promise.all([a, b]), [true, true]);
+    assert.equal(r.serverPeer().inflight, 2, "both calls still hold their slots");
+    controller.abort();
+    await rejectsWith(a, Status.CANCELLED);
+    await rejectsWith(b, Status.CANCELLED);
+    await waitFor(() => r.serverPeer().inflight === 0, "both slots free");
     assert.equal(await r.client.call("sleep", 1), true, "slots free again");
   });
 
