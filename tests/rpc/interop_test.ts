@@ -137,10 +137,10 @@ Deno.test("interop: the server sends DATA only against CREDIT granted by hand", 
     }
   };
   await take(4);
-  await assert.rejects(s.peer.next(60), /No frame within/, "a window's worth, then it waits");
+  assert.deepEqual(await s.peer.sync(), [], "a window's worth, then it waits");
   await s.peer.send(frame(T.CREDIT, 11, creditBody(3)));
   await take(3);
-  await assert.rejects(s.peer.next(60), /No frame within/);
+  assert.deepEqual(await s.peer.sync(), [], "three more, then it waits");
   await s.peer.send(frame(T.CREDIT, 11, creditBody(100)));
   await take(3);
   assertHeader(await s.peer.next(), T.END, 11);
@@ -166,18 +166,17 @@ Deno.test("interop: timeout extension, CANCEL, bad params, PING", async () => {
   await using s = await serve();
   await handshake(s.peer);
   // EXT flag 0x08: u16 extLen, then { key 0x03 timeout, u16 len 4, u32 ms }.
+  // The sleep outlasts the safety net: an ERROR before that is the deadline's.
   const ext = new Writer().u16(7).u8(0x03).u16(4).u32(30).done();
-  const body = new Writer().raw(ext).raw(callEntry("sleep", json(5000))).done();
-  const started = Date.now();
+  const body = new Writer().raw(ext).raw(callEntry("sleep", json(60_000))).done();
   await s.peer.send(frame(T.REQUEST, 15, body, 0x08));
   const late = await s.peer.next();
   assertHeader(late, T.ERROR, 15);
   assert.equal(statusOf(late.body).code, 4);
-  assert.ok(Date.now() - started < 1000);
   // CANCEL: the callee stops and sends nothing more for that id.
   await s.peer.send(frame(T.REQUEST, 17, callEntry("sleep", json(5000))));
   await s.peer.send(frame(T.CANCEL, 17, new Writer().u16(1).utf8("bye").done()));
-  await assert.rejects(s.peer.next(60), /No frame within/);
+  assert.deepEqual(await s.peer.sync(), [], "nothing for id 17 before the PONG");
   // Params that are not JSON.
   await s.peer.send(frame(T.REQUEST, 19, callEntry("add", new TextEncoder().encode("{nope"))));
   const bad = await s.peer.next();
@@ -208,6 +207,6 @@ for (
     const error = await s.peer.next();
     assertHeader(error, T.ERROR, 0);
     assert.equal(statusOf(error.body).code, code);
-    await assert.rejects(s.peer.next(1000), /EOF/);
+    await assert.rejects(s.peer.next(), /EOF/);
   });
 }
