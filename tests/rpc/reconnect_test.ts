@@ -8,7 +8,6 @@ import { dial } from "../../transport/dial.ts";
 import { memoryPair } from "../../transport/memory.ts";
 import {
   ackHello,
-  delay,
   fakeServer,
   KINDS,
   Probe,
@@ -18,6 +17,7 @@ import {
   waitFor,
 } from "./_rig.ts";
 import { T } from "./_wire.ts";
+import { Signal } from "../transport/_helpers.ts";
 
 const FAST: ClientOptions["reconnect"] = { initialDelayMs: 10, maxDelayMs: 20, maxRetries: 200 };
 
@@ -27,37 +27,62 @@ function newServer(): RpcServer {
   return server;
 }
 
-function recordStates(client: RpcClient): string[] {
+/** The client's states so far; `reached(state)` resolves once it was in `state`. */
+function recordStates(
+  client: RpcClient,
+): string[] & { reached(state: string): Promise<void> } {
   const states: string[] = [];
+  const changed = new Signal();
   client.addEventListener("statechange", (e) => {
     states.push((e as CustomEvent<{ to: string }>).detail.to);
+    changed.notify();
   });
-  return states;
+  // Not enumerable, so that the list still compares equal to a plain array.
+  return Object.defineProperty(states, "reached", {
+    value: (state: string) =>
+      changed.until(() => states.includes(state), `the client state '${state}'`),
+  }) as string[] & { reached(state: string): Promise<void> };
 }
 
 Deno.test("tcp: after a shutdown, safe calls are retried on a new server on the same port", async () => {
   const s1 = newServer();
   const addr = s1.listen({ port: 0 });
   const port = Number(new URL(addr).port);
-  const client = new RpcClient(() => dial(addr), { reconnect: FAST });
+  let failedDials = 0;
+  const dialFailed = new Signal();
+  const client = new RpcClient(
+    () =>
+      dial(addr).catch((error) => {
+        failedDials++;
+        dialFailed.notify();
+        throw error;
+      }),
+    { reconnect: FAST },
+  );
   const states = recordStates(client);
   let s2: RpcServer | undefined;
   try {
     await client.start();
     assert.deepEqual(states, ["connecting", "connected", "authenticating", "ready"]);
     states.length = 0;
-    const unsafe = client.call("sleep", 300);
+    // The unsafe sleep outlasts the safety net: only the shutdown ends it.
+    const unsafe = client.call("sleep", 60_000);
     const safe = client.call("sleep", 300, { idempotent: true });
     const session = [...s1.transport.sessions()][0];
-    await waitFor(() => s1.peer(session)?.inflight === 2);
-    // Drain only briefly: both sleeps are cut off.
+    await waitFor(() => s1.peer(session)?.inflight === 2, "both sleeps in flight");
+    // Drain only briefly: the sleeps still running are cut off.
     const down = s1.shutdown({ deadlineMs: 30 });
-    await waitFor(() => client.session?.peerGoaway !== undefined || client.state !== "ready");
+    // No public event announces a received GOAWAY: polled.
+    await waitFor(
+      () => client.session?.peerGoaway !== undefined || client.state !== "ready",
+      "the GOAWAY or the lost connection seen by the client",
+    );
     const queued = client.call("add", [1, 2]); // not sent while draining: goes to the next server
     await down;
     const e = await rejectsWith(unsafe, Status.UNAVAILABLE);
     assert.match(e.message, /Connection lost/);
-    await delay(40); // some reconnection attempts fail meanwhile
+    // Reconnection attempts fail while no server listens.
+    await dialFailed.until(() => failedDials >= 2, "two failed reconnection attempts");
     assert.notEqual(client.state, "ready");
     s2 = newServer();
     s2.listen({ port });
@@ -180,7 +205,7 @@ for (const kind of KINDS) {
     const states = recordStates(client);
     try {
       await server.shutdown();
-      await waitFor(() => states.includes("disconnected"));
+      await states.reached("disconnected");
       const waiting = client.call("add", [1, 2]);
       const e = await rejectsWith(waiting, Status.UNAVAILABLE);
       assert.match(e.message, /after '3' attempt\(s\)/);
@@ -201,10 +226,11 @@ for (const kind of KINDS) {
     await using r = await rig(kind);
     const inflight = r.client.call("sleep", 100);
     const stream = r.client.stream("count", 5);
-    await waitFor(() => r.serverPeer().inflight >= 1);
+    await waitFor(() => r.serverPeer().inflight >= 1, "the sleep in flight on the server");
     const session = r.serverSession();
     const down = r.server.shutdown();
-    await waitFor(() => r.client.session?.peerGoaway !== undefined, 2000, "GOAWAY");
+    // No public event announces a received GOAWAY: polled.
+    await waitFor(() => r.client.session?.peerGoaway !== undefined, "the GOAWAY");
     const lastId = session.lastPeerCallId;
     assert.equal(r.client.session?.peerGoaway?.lastId, lastId);
     const late = r.client.call("add", [1, 2]);
@@ -226,10 +252,10 @@ for (const kind of KINDS) {
     await using r = await rig(kind, { client: { reconnect: false } });
     const states = recordStates(r.client);
     const inflight = r.client.call("hang");
-    await waitFor(() => r.serverPeer().inflight === 1);
+    await waitFor(() => r.serverPeer().inflight === 1, "the call in flight on the server");
     r.server.transport.kick(r.serverSession().id, "bye");
     await rejectsWith(inflight, Status.UNAVAILABLE);
-    await waitFor(() => states.includes("disconnected"));
+    await states.reached("disconnected");
     await rejectsWith(r.client.call("add", [1, 2]), Status.UNAVAILABLE);
     await rejectsWith(r.client.batch([{ method: "echo" }]), Status.UNAVAILABLE);
     await rejectsWith(r.client.stream("count", 1).getReader().read(), Status.UNAVAILABLE);
@@ -253,7 +279,7 @@ Deno.test("memory: reconnecting client retries a queued call on the next connect
     const states = recordStates(client);
     const session = [...server.transport.sessions()][0];
     server.transport.kick(session.id, "go away");
-    await waitFor(() => states.includes("disconnected"));
+    await states.reached("disconnected");
     assert.equal(await client.call("echo", "again"), "again");
     assert.equal(conns, 2);
   } finally {
