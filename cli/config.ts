@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { parse as parseToml } from "smol-toml";
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
+import { DEFAULT_WINDOW } from "../transport/handshake.ts";
 
 /** Settings of the server entry. */
 export interface ServeConfig {
@@ -58,7 +59,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   handshakeTimeoutMs: 5_000,
   drainTimeoutMs: 10_000,
   maxFrame: 16 * 1024 * 1024,
-  window: 256,
+  window: DEFAULT_WINDOW,
   maxConcurrentCalls: 100,
   certFile: undefined,
   keyFile: undefined,
@@ -147,7 +148,7 @@ Options (each also STREAMWIRE_<NAME> in the environment, or a key of --config):
   --handshake-timeout-ms <ms>  handshake deadline (default 5000)
   --drain-timeout-ms <ms>      graceful shutdown deadline (default 10000)
   --max-frame <bytes>          largest frame (default 16777216)
-  --window <n>                 streaming window (default 256)
+  --window <n>                 streaming window (default 512)
   --max-concurrent-calls <n>   calls per connection (default 100)
   --cert-file <pem>            TLS certificate (with --key-file)
   --key-file <pem>             TLS private key

@@ -71,7 +71,7 @@ Deno.test("interop: HELLO with JSON gets HELLO_ACK", async () => {
   assert.equal(ack.codec, "json");
   assert.equal(typeof ack.session, "string");
   assert.deepEqual(ack.compression, []);
-  assert.equal(ack.window, 256);
+  assert.equal(ack.window, 512);
   assert.equal(ack.maxFrame, 16777216);
   assert.equal(ack.heartbeatMs, 30000);
 });
