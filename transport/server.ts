@@ -6,7 +6,7 @@
  * @module
  */
 
-import { FrameType, Status } from "../codec/constants.ts";
+import { FrameType, HEADER_SIZE, Status } from "../codec/constants.ts";
 import { compressFrame } from "../codec/compression_stream.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { encodeFrames } from "../codec/frame_encoder_stream.ts";
@@ -325,7 +325,9 @@ export class Server {
    * members. The frame is encoded once (and compressed at most once per
    * algorithm) and the same bytes are queued to every session. A session
    * whose queue is full is disconnected as a slow consumer with ERROR
-   * `resource_exhausted`; the others are unaffected.
+   * `resource_exhausted`; the others are unaffected. A session whose
+   * negotiated `maxFrame` is smaller than the frame is skipped (BROADCAST is
+   * at-most-once, PROTOCOL.md 5): it is counted neither as delivered nor as dropped.
    *
    * @param method The call entry's method (the topic, for chat-style fan-out).
    * @param params Codec bytes, identical for every receiver, or a function
@@ -366,7 +368,10 @@ export class Server {
       if (session === options.exclude) continue;
       const state = session.state;
       if (state !== SessionState.ACTIVE && state !== SessionState.IDLE) continue;
-      if (session.sendEncoded(encode(session))) result.delivered++;
+      const bytes = encode(session);
+      // Never send a frame the session said it would refuse (its maxFrame).
+      if (bytes.length - HEADER_SIZE > (session.settings?.maxFrame ?? Infinity)) continue;
+      if (session.sendEncoded(bytes)) result.delivered++;
       else slow.push(session);
     }
     for (const session of slow) {
@@ -385,6 +390,8 @@ export class Server {
    * @param id Session id.
    * @param message Any message, typically a NOTIFY.
    * @returns Whether the session exists and took the message.
+   * @throws {StreamwireError} `resource_exhausted` for a message larger than
+   *   the session's negotiated `maxFrame`.
    */
   unicast(id: string, message: Message): boolean {
     const session = this.#sessions.get(id);

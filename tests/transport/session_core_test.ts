@@ -260,3 +260,26 @@ Deno.test("Session: after a failed write, a GOAWAY the peer sent before closing 
   assert.deepEqual(goaways, [0]);
   assert.equal(client.peerGoaway?.reason, "bye");
 });
+
+Deno.test("Server: a broadcast larger than a session's maxFrame skips that session only", async () => {
+  await using t = startServer();
+  const seen: number[] = [];
+  const small = await t.client({
+    maxFrame: 4096,
+    handler: { message: (_s, m) => void (m.type === FrameType.BROADCAST && seen.push(4096)) },
+  });
+  const large = await t.client({
+    handler: { message: (_s, m) => void (m.type === FrameType.BROADCAST && seen.push(0)) },
+  });
+  assert.equal(small.settings?.maxFrame, 4096);
+  // Random bytes: compression cannot bring the frame under 4 KiB.
+  const result = t.server.broadcast("big", crypto.getRandomValues(new Uint8Array(8192)));
+  assert.deepEqual(result, { delivered: 1, dropped: 0 });
+  // The small session stays open and gets a later broadcast that fits.
+  t.server.broadcast("small", new Uint8Array(16));
+  await waitFor(() => seen.length === 3, "three broadcasts arrived");
+  // The large session got both, the small one only the one that fits.
+  assert.deepEqual(seen.toSorted(), [0, 0, 4096]);
+  assert.equal(small.state, "active");
+  assert.equal(large.state, "active");
+});
