@@ -96,25 +96,36 @@ export class Inbound {
    * @returns undefined at a clean EOF, else the error that ended reading:
    *   bad input (PROTOCOL.md 1.3) or a broken connection.
    */
-  async run(): Promise<StreamwireError | undefined> {
-    const stage = this.#stage;
-    const transform = stage.transform!;
-    const read = this.#reader();
-    try {
-      for (;;) {
-        const chunk = await read();
-        if (chunk === null) {
-          const done = stage.flush?.(END);
-          if (done !== undefined) await done;
-          return undefined;
+  run(): Promise<StreamwireError | undefined> {
+    // Promise reactions rather than an async loop: every idle session holds
+    // its pending read, and an awaiting async function costs it several
+    // times the memory of a reaction.
+    return new Promise((resolve) => {
+      const stage = this.#stage;
+      const transform = stage.transform!;
+      const read = this.#reader();
+      const failed = (error: unknown) => resolve(StreamwireError.from(error));
+      const next = (): void => {
+        read().then(took, failed);
+      };
+      const took = (chunk: Uint8Array | null): void => {
+        try {
+          if (chunk === null) {
+            const done = stage.flush?.(END);
+            if (done === undefined) resolve(undefined);
+            else done.then(() => resolve(undefined), failed);
+            return;
+          }
+          this.#bytes(chunk.length);
+          const held = transform.call(stage, chunk, END);
+          if (held === undefined) next();
+          else held.then(next, failed);
+        } catch (error) {
+          failed(error);
         }
-        this.#bytes(chunk.length);
-        const held = transform.call(stage, chunk, END);
-        if (held !== undefined) await held;
-      }
-    } catch (error) {
-      return StreamwireError.from(error);
-    }
+      };
+      next();
+    });
   }
 
   #reader(): () => Promise<Uint8Array | null> {
@@ -123,9 +134,6 @@ export class Inbound {
     // Never cancelled on a decode error: that would close the connection
     // before the session's ERROR is written (PROTOCOL.md 1.3).
     const reader = conn.readable.getReader();
-    return async () => {
-      const { value, done } = await reader.read();
-      return done ? null : value;
-    };
+    return () => reader.read().then((result) => (result.done ? null : result.value));
   }
 }

@@ -185,17 +185,21 @@ export class SocketConnection implements Connection {
    * @returns A fresh chunk that the caller owns, or `null` at the end.
    * @throws {StreamwireError} `unavailable` when the connection broke.
    */
-  async read(): Promise<Uint8Array | null> {
-    while (!this.#readDone) {
-      const chunk = await this.#readOnce();
+  read(): Promise<Uint8Array | null> {
+    if (this.#readDone) {
+      return this.#readFailure ? Promise.reject(this.#readFailure) : Promise.resolve(null);
+    }
+    // Promise reactions, not an async function: an idle connection holds
+    // this pending read for as long as it lives, and an awaiting async
+    // function costs it several times the memory.
+    return this.#readOnce().then((chunk) => {
       if (chunk === null) {
         this.#onEof();
         return null;
       }
-      if (chunk !== undefined) return chunk;
-    }
-    if (this.#readFailure) throw this.#readFailure;
-    return null;
+      // undefined: closed meanwhile, or an empty read: ask again.
+      return chunk !== undefined ? chunk : this.read();
+    });
   }
 
   /**
@@ -233,8 +237,8 @@ export class SocketConnection implements Connection {
    * `null` at EOF (marking the read side done), or undefined if the
    * connection closed meanwhile or the read was empty.
    */
-  async #readOnce(): Promise<Uint8Array | null | undefined> {
-    if (this.#closing) return undefined;
+  #readOnce(): Promise<Uint8Array | null | undefined> {
+    if (this.#closing) return Promise.resolve(undefined);
     const size = this.#readSize;
     // The buffer of the last read, if its bytes were copied out.
     let buffer = this.#spare;
@@ -242,23 +246,29 @@ export class SocketConnection implements Connection {
     if (buffer === undefined || buffer.length !== size) buffer = new Uint8Array(size);
     const reading = this.#conn.read(buffer);
     this.#reading = reading;
-    let n: number | null;
-    try {
-      n = await reading;
-    } catch (error) {
-      if (!this.#closing) {
-        this.#shutdown(
-          isClosedError(error) ? undefined : new StreamwireError(
-            Status.UNAVAILABLE,
-            `Connection '${this.remoteAddr}' failed while reading: ${(error as Error).message}`,
-            { cause: error },
-          ),
-        );
-      }
-      return undefined;
-    } finally {
-      this.#reading = undefined;
-    }
+    return reading.then(
+      (n) => {
+        this.#reading = undefined;
+        return this.#took(buffer, size, n);
+      },
+      (error) => {
+        this.#reading = undefined;
+        if (!this.#closing) {
+          this.#shutdown(
+            isClosedError(error) ? undefined : new StreamwireError(
+              Status.UNAVAILABLE,
+              `Connection '${this.remoteAddr}' failed while reading: ${(error as Error).message}`,
+              { cause: error },
+            ),
+          );
+        }
+        return undefined;
+      },
+    );
+  }
+
+  /** What a read of `n` bytes into `buffer` (of `size`) yields; sizes the next read. */
+  #took(buffer: Uint8Array, size: number, n: number | null): Uint8Array | null | undefined {
     if (this.#closing) return undefined;
     if (n === null) {
       this.#readDone = true;
