@@ -117,7 +117,9 @@ export class Session extends EventTarget {
   #peerGoaway: GoawayMessage | undefined;
   #closeReason: StreamwireError | undefined;
   #handler: SessionHandler;
-  #options: SessionOptions;
+  /** What the handshake needs of the options; the options object itself is not kept. */
+  #handshakeWith: Pick<SessionOptions, "negotiate" | "acceptAck">;
+  #maxFrame: number;
   #limits: Required<SessionLimits>;
   #out: Outbound;
   #in: Inbound;
@@ -151,7 +153,7 @@ export class Session extends EventTarget {
     this.role = options.role;
     this.#id = options.id ?? "";
     this.#handler = options.handler;
-    this.#options = options;
+    this.#handshakeWith = { negotiate: options.negotiate, acceptAck: options.acceptAck };
     this.#limits = { ...DEFAULT_LIMITS, ...definedOnly(options) };
     const now = Date.now();
     this.stats = {
@@ -165,7 +167,7 @@ export class Session extends EventTarget {
       rttMs: undefined,
     };
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    const maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    const maxFrame = this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
     this.#in = new Inbound(conn, {
       maxFrame: options.role === "server" ? Math.min(maxFrame, PRE_HANDSHAKE_MAX_FRAME) : maxFrame,
       maxBatchEntries: this.#limits.maxBatchEntries,
@@ -272,7 +274,7 @@ export class Session extends EventTarget {
   send(message: Message): boolean {
     if (this.#isDone()) return false;
     const body = encodedBodySize(message);
-    const maxFrame = this.#settings?.maxFrame ?? this.#options.maxFrame ?? DEFAULT_MAX_FRAME;
+    const maxFrame = this.#settings?.maxFrame ?? this.#maxFrame;
     if (body > maxFrame) {
       throw new StreamwireError(
         Status.RESOURCE_EXHAUSTED,
@@ -560,7 +562,7 @@ export class Session extends EventTarget {
     }
     let settings: SessionSettings;
     try {
-      settings = handshakeSettings(message, this.role, this.#options);
+      settings = handshakeSettings(message, this.role, this.#handshakeWith);
       if (this.role === "server") {
         this.send({ type: FrameType.HELLO_ACK, seq: 0, ack: { version: 1, ...settings } });
       }
