@@ -278,22 +278,27 @@ export class SocketConnection implements Connection {
     if (n === 0) return undefined;
     let chunk: Uint8Array;
     if (n === size) {
+      // More may be waiting: read the rest of the burst in one go, so that
+      // a batch of calls is answered (and a batch of answers taken) whole.
       chunk = buffer;
-      this.#readSize = Math.min(size * 2, this.#maxReadSize);
-    } else if (n <= this.#minReadSize && size > this.#minReadSize) {
-      // A small read after large ones: traffic has calmed down. Copy, so a
-      // view of a small message does not pin the large buffer, and shrink,
-      // so the read an idle connection leaves pending is small again.
+      this.#readSize = this.#maxReadSize;
+      return chunk;
+    }
+    // Next, room for twice this read: a burst of this size fits whole, and
+    // the read an idle connection leaves pending stays near the size of the
+    // traffic it last had (back to readSize after a small message).
+    let next = this.#minReadSize;
+    while (next < 2 * n && next < this.#maxReadSize) next *= 2;
+    next = Math.min(next, this.#maxReadSize);
+    this.#readSize = next;
+    if (n <= size / 2) {
+      // Copy it out, so a view of a small message does not pin the large
+      // buffer, and read into the same buffer again if it has the right
+      // size: a fresh buffer per read would leave one buffer of garbage per
+      // read (allocations and page faults under load, and on an idle server
+      // RSS that grows with every heartbeat).
       chunk = buffer.slice(0, n);
-      this.#readSize = this.#minReadSize;
-    } else if (n <= size / 2) {
-      // Copy it out and read into the same buffer again. A fresh buffer per
-      // read would leave one buffer of garbage per read and scatter the live
-      // ones across the allocator: under load that is an allocation (and
-      // page faults) per read, and on an idle server RSS that grows with
-      // every heartbeat. A busy connection keeps its large buffer this way.
-      chunk = buffer.slice(0, n);
-      this.#spare = buffer;
+      if (next === size) this.#spare = buffer;
     } else {
       chunk = buffer.subarray(0, n);
     }

@@ -368,6 +368,28 @@ Deno.test("TCP adaptive reads: large under bulk, small again when idle", async (
   writer.releaseLock();
 });
 
+Deno.test("TCP adaptive reads: a full read takes the rest of the burst whole, then sizes to the traffic", async () => {
+  await using pair = await socketPair({}, {});
+  const server = pair.server;
+  assert.ok(server instanceof SocketConnection);
+  const writer = pair.client.writable.getWriter();
+  // 10 KB in one write: the first 2 KiB read is full, so the next read has
+  // room for everything the peer sent in that burst.
+  await writer.write(pattern(10_000));
+  const first = await server.read!();
+  assert.equal(first!.byteLength, 2048);
+  assert.equal(server.nextReadSize, 65536);
+  let got = first!.byteLength;
+  while (got < 10_000) got += (await server.read!())!.byteLength;
+  // The pending read is sized to that traffic (twice the last read), not to the maximum.
+  assert.ok(server.nextReadSize <= 16384, `next read of ${server.nextReadSize}`);
+  // A small message brings it back to readSize.
+  await writer.write(Uint8Array.of(1, 2, 3));
+  assert.deepEqual(await server.read!(), Uint8Array.of(1, 2, 3));
+  assert.equal(server.nextReadSize, 2048);
+  writer.releaseLock();
+});
+
 Deno.test("TCP readSize and maxReadSize bound the read buffers", async () => {
   const listener = listen({ port: 0, readSize: 256, maxReadSize: 1024 });
   const accepted = accept(listener);
