@@ -19,6 +19,8 @@ export interface Route {
    * @param signal A second reason to stop waiting, such as a stream's reader giving up.
    */
   caller(call: Call, deadline: number, signal?: AbortSignal): Caller | Promise<Caller>;
+  /** The caller to send on now, if there is one: the common case, without a deadline to compute. */
+  current?(): Caller | undefined;
   /** Sends a unary call some other way (auto-batching), or returns undefined. */
   unary?(call: Call, idempotent: boolean): Promise<unknown> | undefined;
 }
@@ -187,8 +189,8 @@ export class Outgoing {
     timeout: number | undefined,
     send: (caller: Caller, left: number | undefined) => T | Promise<T>,
   ): Promise<T> {
-    const deadline = deadlineOf(timeout, Date.now());
-    const caller = this.#route.caller(c, deadline);
+    const ready = this.#route.current?.();
+    const caller = ready ?? this.#route.caller(c, deadlineOf(timeout, Date.now()));
     if (caller instanceof Caller) {
       try {
         return Promise.resolve(send(caller, timeout));
@@ -196,6 +198,8 @@ export class Outgoing {
         return Promise.reject(error);
       }
     }
+    // Waiting for a connection: what is left of the timeout once there is one.
+    const deadline = deadlineOf(timeout, Date.now());
     return caller.then((caller) => send(caller, left(timeout, deadline)));
   }
 

@@ -194,11 +194,13 @@ export class RpcClient extends EventTarget {
         (calls) => sendBatched(this.#direct, calls),
       );
     }
+    const current = () => this.#current();
     this.#outgoing = new Outgoing(this.#interceptors, defaultTimeoutMs, {
       caller,
+      current,
       unary: this.#batcher && ((c, idempotent) => this.#autoBatch(c, idempotent)),
     });
-    this.#direct = new Outgoing([], defaultTimeoutMs, { caller });
+    this.#direct = new Outgoing([], defaultTimeoutMs, { caller, current });
   }
 
   /** Current state. */

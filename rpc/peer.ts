@@ -217,7 +217,10 @@ export class RpcPeer {
       window,
     });
     const caller = this.#caller;
-    this.#outgoing = new Outgoing(interceptors, limits.defaultTimeoutMs, { caller: () => caller });
+    this.#outgoing = new Outgoing(interceptors, limits.defaultTimeoutMs, {
+      caller: () => caller,
+      current: () => caller,
+    });
     bindCaller(this, caller);
   }
 

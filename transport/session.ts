@@ -173,7 +173,7 @@ export class Session extends EventTarget {
       maxBatchEntries: this.#limits.maxBatchEntries,
       stages: options.inbound,
       receive: (message) => this.#receive(message),
-      bytes: (n) => (this.stats.bytesIn += n),
+      bytes: (n) => this.#received(n),
     });
     this.#out = new Outbound(
       {
@@ -181,8 +181,10 @@ export class Session extends EventTarget {
         drained: () => this.#wake(),
         failed: (error) => this.#onWriteFailed(error),
         wrote: (bytes, frames) => {
-          this.stats.bytesOut += bytes;
-          this.stats.framesOut += frames;
+          const stats = this.stats;
+          stats.bytesOut += bytes;
+          stats.framesOut += frames;
+          stats.lastSentAt = Date.now();
         },
       },
       this.#limits.compressionThreshold,
@@ -290,7 +292,6 @@ export class Session extends EventTarget {
       }
     } else if (!this.#hasRoom(size, 1)) return false;
     out.push(message, size);
-    this.stats.lastSentAt = Date.now();
     return true;
   }
 
@@ -324,7 +325,6 @@ export class Session extends EventTarget {
   sendEncoded(bytes: Uint8Array, frames = 1): boolean {
     if (this.#isDone() || !this.#hasRoom(bytes.length, frames)) return false;
     this.#out.pushEncoded(bytes, frames);
-    this.stats.lastSentAt = Date.now();
     return true;
   }
 
@@ -473,6 +473,14 @@ export class Session extends EventTarget {
       new StreamwireError(Status.UNAVAILABLE, "Connection closed during the handshake");
   }
 
+  /** Bytes arrived: the peer is alive (once per read, not per frame). */
+  #received(n: number): void {
+    const stats = this.stats;
+    stats.bytesIn += n;
+    stats.lastReceivedAt = Date.now();
+    if (this.#state === SessionState.IDLE) this.#transition(SessionState.ACTIVE);
+  }
+
   /**
    * The last stage of the inbound pipeline: one decoded message. Returns a
    * promise to hold the frames after it (backpressure).
@@ -480,18 +488,16 @@ export class Session extends EventTarget {
   #receive(message: Message): void | Promise<void> {
     if (this.#ended || this.#state === SessionState.CLOSED) return;
     const stats = this.stats;
-    const now = Date.now();
     stats.framesIn++;
-    stats.lastReceivedAt = now;
-    if (this.#state === SessionState.IDLE) this.#transition(SessionState.ACTIVE);
     switch (message.type) {
       case FrameType.PING:
-        this.#pong(message.seq, message.payload, now);
+        this.#pong(message.seq, message.payload, stats.lastReceivedAt);
         return;
       case FrameType.PONG:
         if (message.payload.length === 8) {
           const sent = new DataView(message.payload.buffer, message.payload.byteOffset, 8)
             .getFloat64(0);
+          const now = Date.now();
           if (sent > 0 && sent <= now) stats.rttMs = now - sent;
         }
         return;

@@ -43,7 +43,7 @@ export interface SessionStats {
   createdAt: number;
   /** When anything was last received (ms since epoch). */
   lastReceivedAt: number;
-  /** When anything was last queued for sending (ms since epoch). */
+  /** When anything was last written to the connection (ms since epoch). */
   lastSentAt: number;
   /** Round-trip time measured by the last PING/PONG, in ms. */
   rttMs: number | undefined;
