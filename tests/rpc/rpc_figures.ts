@@ -16,7 +16,7 @@
  * `deno bench -A tests/bench/`; this script keeps what needs one process:
  * the sessions-only ceiling, the window sweep and the slow consumer.
  *
- * Run: `deno run -A tests/rpc/rpc_bench.ts` (about 20 s). Set
+ * Run: `deno run -A tests/rpc/rpc_figures.ts` (about 20 s). Set
  * `BENCH_SECONDS` to change the length of each measurement (default 1).
  * Figures and findings: docs/PERFORMANCE.md, section RPC.
  *
