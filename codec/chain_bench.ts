@@ -45,7 +45,7 @@ import type { Frame } from "./frame.ts";
 import { encodeFrames } from "./frame_encoder_stream.ts";
 import { type CallMessage, decodeMessage, type Message } from "./message.ts";
 import { encodeMessages, MessageDecoderStream } from "./message_stream.ts";
-import { crc32Header } from "./_crc32_js.ts";
+import { crc32Header, crc32JsRange } from "./_crc32_js.ts";
 
 const FRAMES = 10_000;
 const READ_SIZE = 64 * 1024;
@@ -147,7 +147,11 @@ class FusedDecoder {
       const checksum = b[o + 13] * 0x1000000 + ((b[o + 14] << 16) | (b[o + 15] << 8) | b[o + 16]);
       const seq = b[o + 9] * 0x1000000 + ((b[o + 10] << 16) | (b[o + 11] << 8) | b[o + 12]);
       const crc = crc32Header(flags, type, length, seq);
-      if (nativeCrc32(new Uint8Array(buffer, base + start, length), crc) !== checksum) {
+      // The same split as the stages: JavaScript for short bodies, native past them.
+      const actual = length < 112
+        ? crc32JsRange(b, start, end, crc)
+        : nativeCrc32(new Uint8Array(buffer, base + start, length), crc);
+      if (actual !== checksum) {
         fail(Status.DATA_LOSS, "Checksum mismatch");
       }
       const methodLen = (b[start] << 8) | b[start + 1];
