@@ -55,7 +55,8 @@ export class Outbound {
   #chunks: Uint8Array[] = [];
   #chunkFrames = 0;
   #writing = false;
-  #pumpDone: Promise<void> = Promise.resolve();
+  /** Waiting for the writes in progress to end (close waits for them). */
+  #idleWaiters: (() => void)[] | undefined;
   #failed = false;
   /** Bumped by clear(), so a write that was in flight then does not count down twice. */
   #generation = 0;
@@ -130,8 +131,9 @@ export class Outbound {
   }
 
   /** Resolves once nothing is being written. */
-  async idle(): Promise<void> {
-    while (this.#writing) await this.#pumpDone;
+  idle(): Promise<void> {
+    if (!this.#writing) return Promise.resolve();
+    return new Promise((resolve) => (this.#idleWaiters ??= []).push(resolve));
   }
 
   /** Drops everything queued. */
@@ -204,34 +206,51 @@ export class Outbound {
   #start(): void {
     if (this.#writing || this.#failed) return;
     this.#writing = true;
-    this.#pumpDone = this.#pump();
+    this.#step();
   }
 
-  async #pump(): Promise<void> {
+  /**
+   * Writes what is queued, one write per turn (everything queued meanwhile
+   * goes out together in the next), until the queue is empty. Promise
+   * reactions rather than an async loop: one fewer promise and frame per write.
+   */
+  #step(): void {
+    this.#encodePending();
+    if (this.#chunks.length === 0) return this.#stopped();
+    const chunks = this.#chunks;
+    const frames = this.#chunkFrames;
+    this.#chunks = [];
+    this.#chunkFrames = 0;
+    const chunk = chunks.length === 1 ? chunks[0] : concat(chunks);
+    const generation = this.#generation;
+    let writing: Promise<void>;
     try {
-      for (;;) {
-        this.#encodePending();
-        if (this.#chunks.length === 0) break;
-        const chunks = this.#chunks;
-        const frames = this.#chunkFrames;
-        this.#chunks = [];
-        this.#chunkFrames = 0;
-        // One write per turn: everything queued meanwhile goes out together.
-        const chunk = chunks.length === 1 ? chunks[0] : concat(chunks);
-        const generation = this.#generation;
-        await this.#hooks.write(chunk);
-        if (generation !== this.#generation) break;
-        this.bytes -= chunk.length;
-        this.frames -= frames;
-        this.#hooks.wrote(chunk.length, frames);
-        this.#hooks.drained();
-      }
+      writing = this.#hooks.write(chunk);
     } catch (error) {
-      this.#failed = true;
-      this.clear();
-      this.#hooks.failed(error);
-    } finally {
-      this.#writing = false;
+      return this.#broken(error);
     }
+    writing.then(() => {
+      if (generation !== this.#generation) return this.#stopped();
+      this.bytes -= chunk.length;
+      this.frames -= frames;
+      this.#hooks.wrote(chunk.length, frames);
+      this.#hooks.drained();
+      this.#step();
+    }, (error) => this.#broken(error));
+  }
+
+  #broken(error: unknown): void {
+    this.#failed = true;
+    this.clear();
+    this.#hooks.failed(error);
+    this.#stopped();
+  }
+
+  #stopped(): void {
+    this.#writing = false;
+    const waiters = this.#idleWaiters;
+    if (waiters === undefined) return;
+    this.#idleWaiters = undefined;
+    for (const wake of waiters) wake();
   }
 }

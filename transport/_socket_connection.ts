@@ -323,12 +323,27 @@ export class SocketConnection implements Connection {
   }
 
   /** Writes all of a non-empty chunk; clears `#writing` when done. */
-  async #writeAll(chunk: Uint8Array): Promise<void> {
+  #writeAll(chunk: Uint8Array): Promise<void> {
+    // Most writes take the whole chunk at once: one reaction, no async function.
+    return this.#conn.write(chunk).then(
+      (n) => {
+        if (n >= chunk.byteLength) {
+          this.#writing = undefined;
+          return;
+        }
+        return this.#writeRest(chunk, n);
+      },
+      (error) => {
+        this.#writing = undefined;
+        throw this.#writeFailed(error);
+      },
+    );
+  }
+
+  /** Writes what a short write left of `chunk`, from `offset`. */
+  async #writeRest(chunk: Uint8Array, offset: number): Promise<void> {
     try {
-      let offset = 0;
-      do {
-        offset += await this.#conn.write(offset === 0 ? chunk : chunk.subarray(offset));
-      } while (offset < chunk.byteLength);
+      while (offset < chunk.byteLength) offset += await this.#conn.write(chunk.subarray(offset));
     } catch (error) {
       throw this.#writeFailed(error);
     } finally {
