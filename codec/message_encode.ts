@@ -18,12 +18,32 @@ import { strLength } from "./_length_cache.ts";
 
 function extSize(ext: Extensions): number {
   let n = 2;
-  if (ext.traceparent !== undefined) n += 3 + utf8Length(ext.traceparent);
-  if (ext.tracestate !== undefined) n += 3 + utf8Length(ext.tracestate);
+  if (ext.traceparent !== undefined) n += 3 + entryLength(ExtKey.TRACEPARENT, ext.traceparent);
+  if (ext.tracestate !== undefined) n += 3 + entryLength(ExtKey.TRACESTATE, ext.tracestate);
   if (ext.timeoutMs !== undefined) n += 7;
   if (ext.metadata) {
-    for (const [name, value] of ext.metadata) n += 4 + strLength(name) + utf8Length(value);
+    for (const [name, value] of ext.metadata) {
+      const nameLen = strLength(name);
+      if (nameLen > 0xff) throw invalid(`Metadata name '${name}' exceeds 255 bytes`);
+      const entry = 1 + nameLen + utf8Length(value);
+      if (entry > 0xffff) throw invalid(`Metadata entry '${name}' of '${entry}' bytes is too long`);
+      n += 3 + entry;
+    }
   }
+  if (n - 2 > 0xffff) throw invalid(`Extension block of '${n - 2}' bytes exceeds '65535'`);
+  return n;
+}
+
+function entryLength(key: number, value: string): number {
+  const n = utf8Length(value);
+  if (n > 0xffff) throw invalid(`Extension 0x${key.toString(16)} of '${n}' bytes is too long`);
+  return n;
+}
+
+/** UTF-8 length of a method name, checked against PROTOCOL.md 2.1. */
+function methodLength(method: string): number {
+  const n = strLength(method);
+  if (n === 0 || n > 0xffff) throw invalid(`Method name of '${n}' bytes is outside 1..65535`);
   return n;
 }
 
@@ -33,9 +53,14 @@ function invalid(what: string): StreamwireError {
 
 /**
  * Number of body bytes `message` encodes to (extension block included).
+ * It checks every length the encoding has a field for, so a message it
+ * accepts encodes: a sender can refuse a bad message where it enters.
  *
  * @param message Any message.
  * @returns The body length.
+ * @throws {StreamwireError} `invalid_argument` for a method name outside
+ *   1..65535 bytes, an over-long extension entry or block, or a PING
+ *   payload over 64 bytes.
  *
  * @example Usage
  * ```ts
@@ -52,7 +77,7 @@ export function encodedBodySize(message: Message): number {
     case FrameType.NOTIFY:
     case FrameType.BROADCAST:
     case FrameType.OPEN:
-      return base + 6 + strLength(message.method) + message.params.length;
+      return base + 6 + methodLength(message.method) + message.params.length;
     case FrameType.RESPONSE:
     case FrameType.DATA:
       return base + message.data.length;
@@ -63,7 +88,7 @@ export function encodedBodySize(message: Message): number {
         );
       }
       let n = base + 4;
-      for (const e of message.entries) n += 6 + strLength(e.method) + e.params.length;
+      for (const e of message.entries) n += 6 + methodLength(e.method) + e.params.length;
       return n;
     }
     case FrameType.BATCH_RESULT: {
@@ -77,6 +102,9 @@ export function encodedBodySize(message: Message): number {
       return base + utf8Length(JSON.stringify(message.ack));
     case FrameType.PING:
     case FrameType.PONG:
+      if (message.payload.length > MAX_PING_PAYLOAD) {
+        throw invalid(`PING payload of '${message.payload.length}' bytes exceeds '64'`);
+      }
       return base + message.payload.length;
     case FrameType.GOAWAY:
       return base + 6 + utf8Length(message.reason);

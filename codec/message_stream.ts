@@ -173,6 +173,8 @@ export class MessageDecoderStream extends StageStream<Frame, Message> {
  * its body, so that {@linkcode encodeFrames} writes the headers in place.
  *
  * @param messages Messages to encode.
+ * @param bodySizes Their {@linkcode encodedBodySize}s, when the caller has
+ *   them already (a queue that measured each message as it accepted it).
  * @returns One uncompressed frame per message.
  *
  * @example Usage
@@ -188,12 +190,15 @@ export class MessageDecoderStream extends StageStream<Frame, Message> {
  * assert.equal(b.body.buffer, a.body.buffer);
  * ```
  */
-export function encodeMessages(messages: readonly Message[]): Frame[] {
-  const sizes = new Array<number>(messages.length);
+export function encodeMessages(
+  messages: readonly Message[],
+  bodySizes?: readonly number[],
+): Frame[] {
   let total = 0;
-  for (let i = 0; i < messages.length; i++) {
-    sizes[i] = encodedBodySize(messages[i]);
-    total += HEADER_SIZE + sizes[i];
+  if (bodySizes === undefined) {
+    for (let i = 0; i < messages.length; i++) total += HEADER_SIZE + encodedBodySize(messages[i]);
+  } else {
+    for (let i = 0; i < bodySizes.length; i++) total += HEADER_SIZE + bodySizes[i];
   }
   const arena = new Uint8Array(total);
   markArena(arena.buffer);

@@ -12,7 +12,6 @@ import { MessageDecoderStage } from "../codec/message_stream.ts";
 import { composeStages, type Stage } from "../codec/stage.ts";
 import type { Connection } from "./connection.ts";
 import type { SessionStages } from "./session.ts";
-import type { WriteFn } from "./_outbound.ts";
 
 /** Options of {@linkcode Inbound}. */
 export interface InboundOptions {
@@ -79,15 +78,6 @@ export class Inbound {
     this.#deframer.maxFrame = maxFrame;
     this.#decompressor.maxFrame = maxFrame;
     this.#decompressor.accept = accept;
-  }
-
-  /** The connection's write, without its stream when it offers a pull interface. */
-  writer(): WriteFn {
-    const conn = this.#conn;
-    if (conn.write !== undefined) return (chunk) => conn.write!(chunk);
-    const writer = conn.writable.getWriter();
-    writer.closed.catch(() => {});
-    return (chunk) => writer.write(chunk);
   }
 
   /**

@@ -3,16 +3,25 @@
 // Private: Session owns one.
 
 import { concat } from "../codec/_bytes.ts";
-import type { CompressionName } from "../codec/constants.ts";
+import { type CompressionName, HEADER_SIZE } from "../codec/constants.ts";
 import { compressFrame } from "../codec/compression_stream.ts";
 import { encodeFrames } from "../codec/frame_encoder_stream.ts";
 import type { Frame } from "../codec/frame.ts";
 import { encodeMessage, type Message } from "../codec/message.ts";
 import { encodeMessages } from "../codec/message_stream.ts";
 import { composeStages, type Stage } from "../codec/stage.ts";
+import type { Connection } from "./connection.ts";
 
 /** Where the queue writes: one write at a time. */
 export type WriteFn = (chunk: Uint8Array) => Promise<void>;
+
+/** A connection's write, without its stream when it offers a pull interface. */
+export function writerOf(conn: Connection): WriteFn {
+  if (conn.write !== undefined) return (chunk) => conn.write!(chunk);
+  const writer = conn.writable.getWriter();
+  writer.closed.catch(() => {});
+  return (chunk) => writer.write(chunk);
+}
 
 /** Hooks of the queue into its session. */
 export interface OutboundHooks {
@@ -22,6 +31,8 @@ export interface OutboundHooks {
   drained(): void;
   /** A write failed: nothing more will be written. */
   failed(error: unknown): void;
+  /** A user stage failed on a message: the session cannot send what it was asked to. */
+  rejected(error: unknown): void;
   /** Bytes and frames reached the connection. */
   wrote(bytes: number, frames: number): void;
 }
@@ -50,6 +61,8 @@ export class Outbound {
 
   #hooks: OutboundHooks;
   #pending: Message[] = [];
+  /** Body sizes of `#pending`, measured when accepted, so encoding does not measure again. */
+  #pendingSizes: number[] = [];
   #pendingBytes = 0;
   #flushScheduled = false;
   #chunks: Uint8Array[] = [];
@@ -81,6 +94,7 @@ export class Outbound {
   /** Accepts a message of `size` wire bytes (header included, before compression). */
   push(message: Message, size: number): void {
     this.#pending.push(message);
+    this.#pendingSizes.push(size - HEADER_SIZE);
     this.#pendingBytes += size;
     this.bytes += size;
     this.frames++;
@@ -140,6 +154,7 @@ export class Outbound {
   clear(): void {
     this.#generation++;
     this.#pending = [];
+    this.#pendingSizes = [];
     this.#pendingBytes = 0;
     this.#chunks = [];
     this.#chunkFrames = 0;
@@ -152,36 +167,29 @@ export class Outbound {
     const pending = this.#pending;
     if (pending.length === 0) return;
     const estimated = this.#pendingBytes;
+    const sizes = this.#pendingSizes;
     this.#pending = [];
+    this.#pendingSizes = [];
     this.#pendingBytes = 0;
-    let frames = this.#frames(pending);
+    const frames = this.#frames(pending, sizes);
     const algorithm = this.algorithm;
     if (algorithm !== undefined) {
-      const threshold = this.threshold;
-      for (let i = 0; i < frames.length; i++) {
-        frames[i] = compressFrame(frames[i], { algorithm, threshold });
-      }
+      const options = { algorithm, threshold: this.threshold };
+      for (let i = 0; i < frames.length; i++) frames[i] = compressFrame(frames[i], options);
     }
     const chunk = frames.length === 0 ? undefined : encodeFrames(frames);
-    // Messages that did not encode (or that a user stage dropped) leave the count.
+    // A user stage may drop a message or split it into several frames.
     this.frames -= pending.length - frames.length;
     this.bytes += (chunk?.length ?? 0) - estimated;
     if (chunk === undefined) return;
     this.#chunks.push(chunk);
     this.#chunkFrames += frames.length;
-    frames = [];
   }
 
-  #frames(messages: Message[]): Frame[] {
+  #frames(messages: Message[], sizes: number[]): Frame[] {
     const user = this.#user;
-    if (user === undefined) {
-      try {
-        return encodeMessages(messages);
-      } catch {
-        // One message that does not encode must not take the others with
-        // it: encode them one by one and leave it out.
-      }
-    }
+    // Session.send measured (and so validated) each message: they encode.
+    if (user === undefined) return encodeMessages(messages, sizes);
     const out: Frame[] = [];
     const controller = {
       enqueue: (frame: Frame) => out.push(frame),
@@ -193,11 +201,12 @@ export class Outbound {
     } as TransformStreamDefaultController<Frame>;
     for (const message of messages) {
       try {
-        if (user === undefined) out.push(encodeMessage(message));
-        else user.transform!(message, controller);
-      } catch {
-        // Dropped: the session validated sizes and types before accepting,
-        // so only a user stage or a malformed message built by hand lands here.
+        user.transform!(message, controller);
+      } catch (error) {
+        // The session cannot send what it was asked to: it fails rather
+        // than leave a caller waiting for an answer to a call never sent.
+        this.#hooks.rejected(error);
+        return out;
       }
     }
     return out;

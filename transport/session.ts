@@ -25,6 +25,7 @@ import {
   type SessionStats,
 } from "./session_options.ts";
 import { Inbound } from "./_inbound.ts";
+import { Outbound, writerOf } from "./_outbound.ts";
 import {
   CALL_OPENERS,
   CONTROL,
@@ -44,7 +45,6 @@ export type {
   SessionStages,
   SessionStats,
 } from "./session_options.ts";
-import { Outbound } from "./_outbound.ts";
 
 /**
  * One connection during and after the handshake.
@@ -136,6 +136,8 @@ export class Session extends EventTarget {
   #openState: true | StreamwireError | undefined;
   #openWaiter: { resolve(): void; reject(error: StreamwireError): void } | undefined;
   #closing = false;
+  /** Ends a close (or a failed write's last reads) that takes longer than closeTimeoutMs. */
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
   /** A connection ERROR was received: later frames are ignored. */
   #ended = false;
   /** The write side failed: nothing more is sent, what was received is still read. */
@@ -177,9 +179,17 @@ export class Session extends EventTarget {
     });
     this.#out = new Outbound(
       {
-        write: this.#in.writer(),
+        write: writerOf(conn),
         drained: () => this.#wake(),
         failed: (error) => this.#onWriteFailed(error),
+        rejected: (error) =>
+          this.close(
+            new StreamwireError(
+              Status.INTERNAL,
+              `Outbound stage failed: ${StreamwireError.from(error).message}`,
+              { cause: error },
+            ),
+          ),
         wrote: (bytes, frames) => {
           const stats = this.stats;
           stats.bytesOut += bytes;
@@ -360,11 +370,8 @@ export class Session extends EventTarget {
     if (this.#state !== SessionState.DISCONNECTING) this.#transition(SessionState.DISCONNECTING);
     this.#settleOpened(this.#openFailure());
     this.#out.flushNow();
-    const timer = setTimeout(() => this.#terminate(), this.#limits.closeTimeoutMs);
-    this.#out.idle().then(() => {
-      clearTimeout(timer);
-      this.#terminate();
-    });
+    this.#closeTimer ??= setTimeout(() => this.#terminate(), this.#limits.closeTimeoutMs);
+    this.#out.idle().then(() => this.#terminate());
     return this.closed;
   }
 
@@ -530,16 +537,16 @@ export class Session extends EventTarget {
     if (CALL_OPENERS.has(message.type)) {
       if (!this.#admitId(message.seq)) return;
       // Stop reading this peer's calls while our answers to it pile up.
-      if (!this.writable) return this.ready().then(() => this.#deliver(message));
+      if (!this.writable) return this.ready().then(() => this.#deliverCall(message));
+      return this.#deliverCall(message);
     }
-    return this.#deliver(message);
+    return this.#handler.message(this, message);
   }
 
-  #deliver(message: Message): void | Promise<void> {
+  /** Hands a call on; from then on a GOAWAY counts it as received (its lastId). */
+  #deliverCall(message: Message): void | Promise<void> {
     if (this.#ended || this.#state === SessionState.CLOSED) return;
-    if (CALL_OPENERS.has(message.type) && message.seq > this.#lastPeerCallId) {
-      this.#lastPeerCallId = message.seq;
-    }
+    if (message.seq > this.#lastPeerCallId) this.#lastPeerCallId = message.seq;
     return this.#handler.message(this, message);
   }
 
@@ -620,9 +627,9 @@ export class Session extends EventTarget {
       return;
     }
     // A malformed byte stream cannot be resynchronised: report and close
-    // (PROTOCOL.md 1.3). Everything already queued is still written first.
-    if (error !== undefined && !this.#closing) this.close(error);
-    else this.close();
+    // (PROTOCOL.md 1.3). Everything already queued is still written first;
+    // close() does nothing more if the session is closing already.
+    this.close(error);
   }
 
   /** Nothing more can be written; read what the peer sent before, then close. */
@@ -631,7 +638,7 @@ export class Session extends EventTarget {
     this.#writeFailed = true;
     if (!this.#closing) this.#closeReason ??= StreamwireError.from(error);
     this.#wake();
-    setTimeout(() => this.#terminate(), this.#limits.closeTimeoutMs);
+    this.#closeTimer ??= setTimeout(() => this.#terminate(), this.#limits.closeTimeoutMs);
   }
 
   #wake(): void {
@@ -648,6 +655,7 @@ export class Session extends EventTarget {
 
   #terminate(): void {
     if (this.#state === SessionState.CLOSED) return;
+    clearTimeout(this.#closeTimer);
     if (this.#state !== SessionState.DISCONNECTING) this.#transition(SessionState.DISCONNECTING);
     this.#transition(SessionState.CLOSED);
     this.#out.clear();

@@ -283,3 +283,38 @@ Deno.test("Server: a broadcast larger than a session's maxFrame skips that sessi
   assert.equal(small.state, "active");
   assert.equal(large.state, "active");
 });
+
+Deno.test("Session: send() refuses a message that cannot be encoded, where it enters", async () => {
+  await using t = startServer();
+  const client = await t.client();
+  assert.throws(
+    () => client.send({ type: FrameType.REQUEST, seq: 1, method: "", params: new Uint8Array(0) }),
+    { codeName: "invalid_argument" },
+  );
+  assert.throws(
+    () => client.send({ type: FrameType.PING, seq: 0, payload: new Uint8Array(65) }),
+    { codeName: "invalid_argument" },
+  );
+  assert.equal(client.queuedFrames, 0, "nothing was queued");
+  assert.equal(client.state, "active");
+});
+
+Deno.test("Session: an outbound stage that throws closes the session with internal instead of dropping the message", async () => {
+  await using t = startServer();
+  let armed = false;
+  const client = await t.client({
+    outbound: {
+      messages: [{
+        transform(message: Message, controller: TransformStreamDefaultController<Message>) {
+          if (armed) throw new Error("stage broke");
+          controller.enqueue(message);
+        },
+      }],
+    },
+  });
+  armed = true;
+  client.send({ type: FrameType.REQUEST, seq: 1, method: "echo", params: new Uint8Array(0) });
+  await client.closed;
+  assert.equal(client.closeReason?.code, Status.INTERNAL);
+  assert.match(client.closeReason!.message, /stage broke/);
+});
