@@ -269,7 +269,7 @@ function toPromise(value: unknown): Promise<unknown> | undefined {
  * A `TransformStream` over one stage that, when the stage fails, still hands
  * a reader the chunks it produced before failing: erroring a stream discards
  * what its readable still holds, so the error waits until those chunks were
- * read.
+ * read (for at most 30 s: a reader that never reads gets the error then).
  *
  * @example A failing stage keeps what it produced
  * ```ts
@@ -338,18 +338,26 @@ export class StageStream<I, O> extends TransformStream<I, O> {
 
 /** Longest wait between checks of whether the reader took the queued chunks, in ms. */
 const MAX_POLL_MS = 50;
+/**
+ * Longest wait for a reader to take the chunks queued before a failure, in
+ * ms. A reader that went away without cancelling would otherwise keep the
+ * stream, and a timer, alive for good; past this the error comes anyway.
+ */
+const MAX_WAIT_MS = 30_000;
 
 /**
- * Rejects with `error` once the readable's queue is empty, so the chunks
- * enqueued before the failure reach a reader first.
+ * Rejects with `error` once the readable's queue is empty (or after
+ * `MAX_WAIT_MS`), so the chunks enqueued before the failure reach a reader first.
  */
 async function failAfterReads(
   controller: TransformStreamDefaultController<unknown>,
   error: unknown,
 ): Promise<never> {
   let delay = 0;
-  while ((controller.desiredSize ?? 0) < 0) {
+  let waited = 0;
+  while ((controller.desiredSize ?? 0) < 0 && waited < MAX_WAIT_MS) {
     await new Promise((resolve) => setTimeout(resolve, delay));
+    waited += delay;
     delay = Math.min(MAX_POLL_MS, delay * 2 + 1);
   }
   throw error;
