@@ -189,8 +189,13 @@ export class Outgoing {
     timeout: number | undefined,
     send: (caller: Caller, left: number | undefined) => T | Promise<T>,
   ): Promise<T> {
-    const ready = this.#route.current?.();
-    const caller = ready ?? this.#route.caller(c, deadlineOf(timeout, Date.now()));
+    // A ready connection needs no deadline to wait against: the common case.
+    let caller: Caller | Promise<Caller> | undefined = this.#route.current?.();
+    let deadline = Infinity;
+    if (caller === undefined) {
+      deadline = deadlineOf(timeout, Date.now());
+      caller = this.#route.caller(c, deadline);
+    }
     if (caller instanceof Caller) {
       try {
         return Promise.resolve(send(caller, timeout));
@@ -199,7 +204,6 @@ export class Outgoing {
       }
     }
     // Waiting for a connection: what is left of the timeout once there is one.
-    const deadline = deadlineOf(timeout, Date.now());
     return caller.then((caller) => send(caller, left(timeout, deadline)));
   }
 
