@@ -30,7 +30,8 @@ export async function pipeline(
   await Promise.all(Array.from({ length: Math.min(inFlight, total) }, loop));
 }
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+/** Writes all of `bytes`, however many writes it takes. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
 }
 

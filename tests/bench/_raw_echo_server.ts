@@ -4,12 +4,10 @@
 // Run by the benches: `deno run -A tests/bench/_raw_echo_server.ts`.
 
 import { announce } from "./_child.ts";
+import { writeAll } from "./_clients.ts";
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-}
-
-async function echo(conn: Deno.TcpConn): Promise<void> {
+/** Echoes every complete frame of each read back in one write, until EOF. */
+export async function echo(conn: Deno.TcpConn): Promise<void> {
   conn.setNoDelay(true);
   let buf = new Uint8Array(64 * 1024);
   let have = 0;
@@ -36,6 +34,8 @@ async function echo(conn: Deno.TcpConn): Promise<void> {
   }
 }
 
-const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-announce(listener.addr.port);
-for await (const conn of listener) echo(conn).catch(() => {}).finally(() => conn.close());
+if (import.meta.main) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  announce(listener.addr.port);
+  for await (const conn of listener) echo(conn).catch(() => {}).finally(() => conn.close());
+}

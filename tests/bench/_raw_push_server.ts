@@ -5,13 +5,10 @@
 // Run by the benches: `deno run -A tests/bench/_raw_push_server.ts`.
 
 import { announce } from "./_child.ts";
+import { writeAll } from "./_clients.ts";
 
 const FRAME = 9;
 const CHUNK = Math.floor(64 * 1024 / FRAME) * FRAME;
-
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
-}
 
 async function push(conn: Deno.Conn, count: number): Promise<void> {
   const chunk = new Uint8Array(CHUNK);

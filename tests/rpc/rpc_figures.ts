@@ -35,6 +35,10 @@ import type { Session } from "../../transport/session.ts";
 import { connect, type RpcClient } from "../../rpc/client.ts";
 import { demoMethods } from "../../rpc/demo.ts";
 import { RpcServer } from "../../rpc/server.ts";
+import { DEFAULT_WINDOW } from "../../transport/handshake.ts";
+import { RawClient } from "../bench/_clients.ts";
+import { GRPC_HANDLERS, GRPC_SERVICE } from "../bench/_grpc_server.ts";
+import { echo as rawEcho } from "../bench/_raw_echo_server.ts";
 
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? "1");
 const MEASURE_MS = SECONDS * 1000;
@@ -82,120 +86,23 @@ async function measure(workers: number, op: () => Promise<unknown>): Promise<num
 // ---------------------------------------------------------------------------
 // (1) Raw framed echo: u32 length + payload, echoed by a manual read loop.
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
-  let o = 0;
-  while (o < bytes.length) o += await conn.write(bytes.subarray(o));
-}
-
-/** Echoes every complete frame of each read back in one write. */
-async function rawEcho(conn: Deno.Conn): Promise<void> {
-  const buf = new Uint8Array(256 * 1024);
-  let have = 0;
-  try {
-    for (;;) {
-      const n = await conn.read(buf.subarray(have));
-      if (n === null) break;
-      have += n;
-      let end = 0;
-      while (have - end >= 4) {
-        const len = new DataView(buf.buffer, end).getUint32(0);
-        if (have - end < 4 + len) break;
-        end += 4 + len;
-      }
-      if (end > 0) {
-        await writeAll(conn, buf.slice(0, end));
-        buf.copyWithin(0, end, have);
-        have -= end;
-      }
-    }
-  } catch { /* closed */ }
-  try {
-    conn.close();
-  } catch { /* closed */ }
-}
-
-class RawClient {
-  #conn: Deno.Conn;
-  #buf = new Uint8Array(256 * 1024);
-  #have = 0;
-  #frame: Uint8Array;
-
-  constructor(conn: Deno.Conn, payload: Uint8Array) {
-    this.#conn = conn;
-    this.#frame = new Uint8Array(4 + payload.length);
-    new DataView(this.#frame.buffer).setUint32(0, payload.length);
-    this.#frame.set(payload, 4);
-  }
-
-  /** Reads until at least one complete frame is in; returns how many complete frames were taken. */
-  async #readFrames(): Promise<number> {
-    for (;;) {
-      let end = 0, frames = 0;
-      while (this.#have - end >= 4) {
-        const len = new DataView(this.#buf.buffer, end).getUint32(0);
-        if (this.#have - end < 4 + len) break;
-        end += 4 + len;
-        frames++;
-      }
-      if (frames > 0) {
-        this.#buf.copyWithin(0, end, this.#have);
-        this.#have -= end;
-        return frames;
-      }
-      const n = await this.#conn.read(this.#buf.subarray(this.#have));
-      if (n === null) throw new Error("EOF");
-      this.#have += n;
-    }
-  }
-
-  /** One frame out, one back. */
-  async pingPong(): Promise<void> {
-    await writeAll(this.#conn, this.#frame);
-    await this.#readFrames();
-  }
-
-  /** Keeps `inFlight` frames outstanding for `ms`; returns round trips per second. */
-  async pipelined(inFlight: number, ms: number): Promise<number> {
-    const frames = (n: number) => {
-      const out = new Uint8Array(n * this.#frame.length);
-      for (let i = 0; i < n; i++) out.set(this.#frame, i * this.#frame.length);
-      return out;
-    };
-    await writeAll(this.#conn, frames(inFlight));
-    let outstanding = inFlight, done = 0;
-    const started = performance.now();
-    const end = started + ms;
-    while (outstanding > 0) {
-      const n = await this.#readFrames();
-      outstanding -= n;
-      done += n;
-      if (performance.now() < end) {
-        await writeAll(this.#conn, frames(n));
-        outstanding += n;
-      }
-    }
-    return done / ((performance.now() - started) / 1000);
-  }
-
-  close(): void {
-    this.#conn.close();
-  }
-}
-
 async function benchRaw(): Promise<{ pingPong: number; pipelined: number }> {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const serving = (async () => {
-    for await (const conn of listener) {
-      conn.setNoDelay(true);
-      rawEcho(conn);
-    }
+    for await (const conn of listener) rawEcho(conn).catch(() => {}).finally(() => conn.close());
   })();
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
-  conn.setNoDelay(true);
-  const client = new RawClient(conn, PARAMS);
-  const pingPong = await measure(1, () => client.pingPong());
-  await client.pipelined(PIPELINE, WARMUP_MS);
-  const pipelined = await client.pipelined(PIPELINE, MEASURE_MS);
+  const client = await RawClient.connect(listener.addr.port, PARAMS);
+  const pingPong = await measure(1, () => client.pingPong(1));
+  // Rounds of 10,000 echoes, PIPELINE outstanding, for MEASURE_MS.
+  const round = 10_000;
+  await client.pipelined(round, PIPELINE);
+  let done = 0;
+  const started = performance.now();
+  while (performance.now() - started < MEASURE_MS) {
+    await client.pipelined(round, PIPELINE);
+    done += round;
+  }
+  const pipelined = done / ((performance.now() - started) / 1000);
   client.close();
   listener.close();
   await serving.catch(() => {});
@@ -332,49 +239,9 @@ async function benchSlowConsumer(ms: number) {
 // ---------------------------------------------------------------------------
 // (5) gRPC: a generic service, Buffers passed through unchanged.
 
-const passthrough = (b: Buffer) => b;
-const GRPC_SERVICE: grpc.ServiceDefinition = {
-  echo: {
-    path: "/bench.Echo/Echo",
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: passthrough,
-    requestDeserialize: passthrough,
-    responseSerialize: passthrough,
-    responseDeserialize: passthrough,
-  },
-  count: {
-    path: "/bench.Echo/Count",
-    requestStream: false,
-    responseStream: true,
-    requestSerialize: passthrough,
-    requestDeserialize: passthrough,
-    responseSerialize: passthrough,
-    responseDeserialize: passthrough,
-  },
-};
-
 async function benchGrpc(): Promise<{ unary: number; stream: number }> {
   const server = new grpc.Server();
-  // Small messages, like streamwire's DATA of one integer.
-  const item = Buffer.from([0xce, 0, 1, 0, 0]);
-  server.addService(GRPC_SERVICE, {
-    echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
-      callback(null, call.request),
-    count: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-      let n = call.request.readUInt32BE(0);
-      let cancelled = false;
-      call.on("cancelled", () => (cancelled = true));
-      const pump = () => {
-        while (n > 0 && !cancelled) {
-          n--;
-          if (!call.write(item)) return call.once("drain", pump);
-        }
-        if (!cancelled) call.end();
-      };
-      pump();
-    },
-  });
+  server.addService(GRPC_SERVICE, GRPC_HANDLERS);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync(
       "127.0.0.1:0",
@@ -466,13 +333,13 @@ async function main(): Promise<void> {
   await client.close();
   await server.shutdown();
 
-  const windows = [16, 64, 128, undefined, 512, 1024];
+  const windows = [16, 64, 128, 256, undefined, 1024];
   const streamRates = new Map<number, number>();
   for (const window of windows) {
     const r = await benchStream(window);
-    streamRates.set(window ?? 256, r);
+    streamRates.set(window ?? DEFAULT_WINDOW, r);
     row(
-      `server stream, window ${window ?? "256 (default)"}`,
+      `server stream, window ${window ?? `${DEFAULT_WINDOW} (default)`}`,
       `${fmt(r)} msgs/s`,
       `x${(r / streamRates.get(16)!).toFixed(2)} vs window 16`,
     );
@@ -503,11 +370,11 @@ async function main(): Promise<void> {
     `${fmt(g.unary)} calls/s`,
     `streamwire/gRPC x${(unary.pipelined / g.unary).toFixed(2)}`,
   );
-  const sw64 = streamRates.get(256)!;
+  const sw64 = streamRates.get(DEFAULT_WINDOW)!;
   row(
     "grpc-js server stream",
     `${fmt(g.stream)} msgs/s`,
-    `streamwire (window 256)/gRPC x${(sw64 / g.stream).toFixed(2)}`,
+    `streamwire (window ${DEFAULT_WINDOW})/gRPC x${(sw64 / g.stream).toFixed(2)}`,
   );
 
   const w1 = Math.max(...rows.map((r) => r.what.length), 4);
