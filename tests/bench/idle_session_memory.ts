@@ -23,6 +23,7 @@
 
 import { connect, type RpcClient, RpcServer } from "../../rpc/mod.ts";
 import { demoMethods } from "../../rpc/demo.ts";
+import { JsonChild, lines, reply } from "../_json_child.ts";
 
 const BATCH = 250;
 const TARGET_KIB = 12;
@@ -52,19 +53,6 @@ function memory(): Memory {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let rest = "";
-  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-    const parts = (rest + text).split("\n");
-    rest = parts.pop()!;
-    yield* parts;
-  }
-}
-
-function reply(value: unknown): void {
-  console.log(JSON.stringify(value));
 }
 
 // --- children ---------------------------------------------------------------------
@@ -118,36 +106,6 @@ async function clientChild(mode: string, n: number, port: number): Promise<void>
 
 // --- driver -----------------------------------------------------------------------
 
-class Child {
-  readonly process: Deno.ChildProcess;
-  #replies: AsyncGenerator<string>;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-
-  constructor(args: string[], v8Flags: string[] = []) {
-    this.process = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...v8Flags, import.meta.filename!, ...args],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#writer = this.process.stdin.getWriter();
-    this.#replies = lines(this.process.stdout);
-  }
-
-  async ask(command?: string): Promise<Record<string, unknown>> {
-    if (command) await this.#writer.write(new TextEncoder().encode(command + "\n"));
-    const { value, done } = await this.#replies.next();
-    if (done) throw new Error(`Child process ended before answering '${command ?? "ready"}'`);
-    return JSON.parse(value);
-  }
-
-  async end(): Promise<void> {
-    await this.#writer.close().catch(() => {});
-    await this.process.status;
-    await this.#replies.return(undefined);
-  }
-}
-
 function perSession(after: Memory, before: Memory, n: number): Memory {
   return {
     rss: (after.rss - before.rss) / n,
@@ -162,10 +120,17 @@ function kib(bytes: number): string {
 }
 
 async function measure(mode: string, n: number): Promise<{ memory: Memory; ms: number }> {
-  const server = new Child(["--server", mode, `${n}`], ["--v8-flags=--expose-gc"]);
+  const server = new JsonChild(import.meta.filename!, ["--server", mode, `${n}`], [
+    "--v8-flags=--expose-gc",
+  ]);
   try {
     const ready = await server.ask();
-    const clients = new Child(["--clients", mode, `${n}`, `${ready.port}`]);
+    const clients = new JsonChild(import.meta.filename!, [
+      "--clients",
+      mode,
+      `${n}`,
+      `${ready.port}`,
+    ]);
     try {
       const opened = await clients.ask();
       await sleep(500);

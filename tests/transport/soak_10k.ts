@@ -27,6 +27,7 @@
  * @module
  */
 
+import { JsonChild, lines, reply } from "../_json_child.ts";
 import { FrameType } from "../../codec/constants.ts";
 import { encodeFrames } from "../../codec/frame_encoder_stream.ts";
 import { encodeMessage } from "../../codec/message.ts";
@@ -83,19 +84,6 @@ function memory(): Memory {
   gc({ type: "major", execution: "sync", flavor: "last-resort" });
   const { rss, heapTotal, heapUsed, external } = Deno.memoryUsage();
   return { rss, rssHeld, heapTotal, heapUsed, external };
-}
-
-async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  let rest = "";
-  for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-    const parts = (rest + text).split("\n");
-    rest = parts.pop()!;
-    yield* parts;
-  }
-}
-
-function reply(value: unknown): void {
-  console.log(JSON.stringify(value));
 }
 
 /** The server under test: a transport Server with a trivial handler. */
@@ -236,47 +224,20 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }
 
-/** A child process answering one JSON line per command line. */
-class Child {
-  readonly process: Deno.ChildProcess;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  #replies: AsyncGenerator<string>;
+/** A child of this script in `mode`, holding `n` connections. */
+function child(mode: "--server" | "--raw", n: number): JsonChild {
+  // SOAK_PROFILE=dir writes a CPU profile of each child there.
+  const profile = Deno.env.get("SOAK_PROFILE");
+  return new JsonChild(import.meta.filename!, [mode, `${n}`], [
+    "--v8-flags=--expose-gc",
+    ...(profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []),
+  ]);
+}
 
-  constructor(mode: "--server" | "--raw", n: number) {
-    this.process = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--v8-flags=--expose-gc",
-        // SOAK_PROFILE=dir writes a CPU profile of each child there.
-        ...(Deno.env.get("SOAK_PROFILE")
-          ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("SOAK_PROFILE")}`]
-          : []),
-        import.meta.filename!,
-        mode,
-        `${n}`,
-      ],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#writer = this.process.stdin.getWriter();
-    this.#replies = lines(this.process.stdout);
-  }
-
-  /** Sends a command (none: just reads the next reply) and reads the reply. */
-  async ask(command?: string): Promise<Record<string, unknown>> {
-    if (command) await this.#writer.write(new TextEncoder().encode(command + "\n"));
-    const { value, done } = await this.#replies.next();
-    if (done) throw new Error(`Child process ended before answering '${command}'`);
-    return JSON.parse(value);
-  }
-
-  async exit(): Promise<void> {
-    await this.ask("exit");
-    await this.#writer.close();
-    await this.process.status;
-  }
+/** Asks a child to exit, then waits for it. */
+async function exit(process: JsonChild): Promise<void> {
+  await process.ask("exit");
+  await process.end();
 }
 
 /** Opens n clients in batches; resolves once each is ready. */
@@ -306,7 +267,7 @@ interface Delivery {
   missing: number;
 }
 
-async function timeDelivery(child: Child, clients: Client[]): Promise<Delivery> {
+async function timeDelivery(child: JsonChild, clients: Client[]): Promise<Delivery> {
   for (const c of clients) c.receivedAt = 0;
   const answer = await child.ask("send");
   const start = answer.t0 as number;
@@ -325,7 +286,7 @@ async function timeDelivery(child: Child, clients: Client[]): Promise<Delivery> 
 }
 
 /** Several sends, apart, each timed; prints each and returns the median round. */
-async function timeRounds(child: Child, clients: Client[], label: string): Promise<Delivery> {
+async function timeRounds(child: JsonChild, clients: Client[], label: string): Promise<Delivery> {
   const rounds: Delivery[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     await sleep(300);
@@ -363,7 +324,7 @@ async function main(n: number): Promise<void> {
   out(`soak: ${n} sessions, heartbeatMs ${HEARTBEAT_MS}, server alone in a child process`);
 
   // --- sessions ---
-  const server = new Child("--server", n);
+  const server = child("--server", n);
   const ready = await server.ask();
   const port = ready.port as number;
   const baseline = ready.baseline as Memory;
@@ -407,10 +368,10 @@ async function main(n: number): Promise<void> {
   out(`server memory per idle session after the hold: ${describe(idle)}`);
   const broadcast = await timeRounds(server, clients, "broadcast() of 100 B to all sessions");
   await Promise.all(clients.map((c) => c.close()));
-  await server.exit();
+  await exit(server);
 
   // --- baseline: the same bytes over bare connections ---
-  const raw = new Child("--raw", n);
+  const raw = child("--raw", n);
   const rawReady = await raw.ask();
   const rawPort = rawReady.port as number;
   const accepting = raw.ask("accept");
@@ -422,7 +383,7 @@ async function main(n: number): Promise<void> {
   out(`bare Deno.Conn (accepted, no read pending) per connection: ${describe(bare)}`);
   const loop = await timeRounds(raw, clients, "baseline: the same frame, conn.write() in a loop");
   await Promise.all(clients.map((c) => c.close()));
-  await raw.exit();
+  await exit(raw);
 
   out("");
   out("summary:");
