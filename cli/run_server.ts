@@ -7,7 +7,9 @@
 import { adminApp } from "../rpc/admin.ts";
 import { demoMethods } from "../rpc/demo.ts";
 import { RpcServer } from "../rpc/server.ts";
-import type { ServeConfig } from "./config.ts";
+import { Status } from "../codec/constants.ts";
+import { StreamwireError } from "../codec/error.ts";
+import { adminPortOf, type ServeConfig } from "./config.ts";
 
 /** A running server. */
 export interface RunningServer {
@@ -23,10 +25,14 @@ export interface RunningServer {
 
 /**
  * Starts the demo application (echo and chat rooms) on the configured
- * address, and the admin HTTP API unless `adminPort` is 0.
+ * address, and the admin HTTP API unless `admin` is false (on
+ * {@linkcode adminPortOf}).
  *
  * @param config Server settings.
  * @returns The running server.
+ * @throws {StreamwireError} When a port cannot be bound (`unavailable`,
+ *   `permission_denied`) or a TLS file cannot be read (`invalid_argument`);
+ *   nothing is left listening.
  *
  * @example Usage
  * ```ts
@@ -34,7 +40,7 @@ export interface RunningServer {
  * import { connect } from "@streamwire/streamwire/rpc";
  * import assert from "node:assert/strict";
  *
- * const running = runServer({ ...DEFAULT_CONFIG, port: 0, adminPort: 0 });
+ * const running = runServer({ ...DEFAULT_CONFIG, port: 0, admin: false });
  * const client = await connect(running.addr);
  * assert.equal(await client.call("echo", "ping"), "ping");
  * await client.close();
@@ -54,20 +60,43 @@ export function runServer(config: ServeConfig): RunningServer {
     token: config.token,
   });
   const tls = config.certFile !== undefined && config.keyFile !== undefined;
-  const addr = server.listen({
-    transport: tls ? "tls" : "tcp",
-    hostname: config.host,
-    port: config.port,
-    certFile: config.certFile,
-    keyFile: config.keyFile,
-  });
+  let addr: string;
+  try {
+    addr = server.listen({
+      transport: tls ? "tls" : "tcp",
+      hostname: config.host,
+      port: config.port,
+      certFile: config.certFile,
+      keyFile: config.keyFile,
+    });
+  } catch (error) {
+    server.shutdown();
+    throw error;
+  }
   let admin: Deno.HttpServer<Deno.NetAddr> | undefined;
-  if (config.adminPort > 0) {
-    admin = Deno.serve({
-      hostname: config.adminHost,
-      port: config.adminPort,
-      onListen: () => {},
-    }, adminApp(server, { token: config.adminToken }).fetch);
+  const adminPort = adminPortOf(config);
+  if (adminPort !== undefined) {
+    try {
+      admin = Deno.serve({
+        hostname: config.adminHost,
+        port: adminPort,
+        onListen: () => {},
+      }, adminApp(server, { token: config.adminToken }).fetch);
+    } catch (error) {
+      server.shutdown();
+      const code = error instanceof Deno.errors.AddrInUse
+        ? Status.ALREADY_EXISTS
+        : error instanceof Deno.errors.NotCapable || error instanceof Deno.errors.PermissionDenied
+        ? Status.PERMISSION_DENIED
+        : Status.UNAVAILABLE;
+      throw new StreamwireError(
+        code,
+        `Cannot listen on 'http://${config.adminHost}:${adminPort}' (admin API): ${
+          (error as Error).message
+        }`,
+        { cause: error },
+      );
+    }
   }
   const adminAddr = admin && `http://${admin.addr.hostname}:${admin.addr.port}`;
   return {

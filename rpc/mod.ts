@@ -26,6 +26,7 @@
  */
 
 export * from "./methods.ts";
+export * from "./reflection.ts";
 export * from "./interceptor.ts";
 export * from "./peer.ts";
 export * from "./server.ts";

@@ -17,6 +17,7 @@ import {
 import type { Session } from "../transport/session.ts";
 import type { Interceptor } from "./interceptor.ts";
 import type { Methods } from "./methods.ts";
+import { withReflection } from "./reflection.ts";
 import { type ErrorInfo, type PeerLimits, type Push, RpcPeer } from "./peer.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { Status } from "../codec/constants.ts";
@@ -25,6 +26,13 @@ import { Status } from "../codec/constants.ts";
 export interface RpcServerOptions extends Omit<ServerOptions, "handler">, PeerLimits {
   /** The methods served. */
   methods: Methods;
+  /**
+   * Serve `reflection.list`, which lists the methods and their kinds
+   * (see {@linkcode withReflection}); the `streamwire call` command uses it.
+   *
+   * @default {true}
+   */
+  reflection?: boolean;
   /**
    * Receives NOTIFY for unregistered methods, with the sending session;
    * what it throws goes to `onError`.
@@ -79,6 +87,7 @@ export class RpcServer {
   constructor(options: RpcServerOptions) {
     this.methods = options.methods;
     const onPush = options.onPush;
+    const served = options.reflection === false ? options.methods : withReflection(options.methods);
     this.transport = new Server({
       ...options,
       // A BATCH over maxBatchSize is refused from its count: its entries are never built.
@@ -89,6 +98,7 @@ export class RpcServer {
             session,
             new RpcPeer(session, {
               ...options,
+              methods: served,
               onPush: onPush && ((push) => onPush(session, push)),
             }),
           );

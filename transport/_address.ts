@@ -5,14 +5,18 @@ import { resolve } from "node:path";
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 
-/** The socket transports of listen() and dial(). */
+/** The socket transports of `listen()` and `dial()`. */
 export type SocketTransport = "tcp" | "tls" | "unix";
 
-/** Where to listen or connect, as given by the caller. */
+/** Where to listen or connect, as given by the caller; the first fields of `DialOptions`. */
 export interface EndpointOptions {
+  /** The socket kind. */
   transport?: SocketTransport;
+  /** Host name or address (tcp, tls). */
   hostname?: string;
+  /** Port (tcp, tls). */
   port?: number;
+  /** The socket file (unix). */
   path?: string;
 }
 
@@ -35,8 +39,26 @@ function invalid(message: string): StreamwireError {
 }
 
 /**
- * Parses `tcp://host:port`, `tls://host:port` or `unix:///absolute/path`.
- * A missing port is {@linkcode DEFAULT_PORT}.
+ * Parses `tcp://host:port`, `tls://host:port` or `unix:///absolute/path`
+ * into the fields of `DialOptions` and `ListenOptions`,
+ * so other options (a `caFile`, a timeout) can be added to an address given
+ * as a URL. A missing port is 9000.
+ *
+ * @param input The address.
+ * @returns Transport, hostname and port, or the socket path.
+ * @throws {StreamwireError} `invalid_argument` for anything else.
+ *
+ * @example Usage
+ * ```ts
+ * import { parseAddress } from "@streamwire/streamwire/transport";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(parseAddress("tls://localhost:9443"), {
+ *   transport: "tls",
+ *   hostname: "localhost",
+ *   port: 9443,
+ * });
+ * ```
  */
 export function parseAddress(input: string | URL): EndpointOptions {
   const text = String(input);

@@ -10,6 +10,8 @@ import type { Connection, ConnectionOptions } from "./connection.ts";
 import { type Endpoint, formatEndpoint, netError, toEndpoint } from "./_address.ts";
 import { checkReadSizes, SocketConnection } from "./_socket_connection.ts";
 
+export { type EndpointOptions, parseAddress, type SocketTransport } from "./_address.ts";
+
 /** Options of {@linkcode dial}. */
 export interface DialOptions extends ConnectionOptions {
   /**
@@ -85,6 +87,33 @@ async function caCerts(options: DialOptions): Promise<string[] | undefined> {
     }
   }
   return certs.length ? certs : undefined;
+}
+
+const MAKE_CERT = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes " +
+  "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 " +
+  "-addext basicConstraints=critical,CA:FALSE -keyout key.pem -out cert.pem";
+
+/**
+ * What to do about a certificate the TLS client refused. rustls refuses a
+ * CA certificate as the server's own, which is what a plain
+ * `openssl req -x509` makes, so that case says how to make one it accepts.
+ */
+function certificateHint(error: unknown): string | undefined {
+  const text = error instanceof Error ? error.message : "";
+  if (text.includes("CaUsedAsEndEntity")) {
+    return "the server's certificate is a CA certificate, as a plain 'openssl req -x509' " +
+      `makes; make the server one that is not, naming its host: ${MAKE_CERT}`;
+  }
+  if (text.includes("NotValidForName")) {
+    return "the server's certificate does not name this host; add it to the certificate's " +
+      `subjectAltName, for example: ${MAKE_CERT}`;
+  }
+  if (text.includes("UnknownIssuer")) {
+    return "the server's certificate is not signed by a trusted root; for a self-signed one, " +
+      "pass it as caFile (--ca-file)";
+  }
+  if (text.includes("Expired")) return "the server's certificate has expired";
+  return undefined;
 }
 
 function closeQuietly(conn: Deno.Conn): void {
@@ -250,7 +279,8 @@ export async function dial(options: DialOptions | string | URL): Promise<Connect
     }
   } catch (error) {
     if (error instanceof StreamwireError) throw error;
-    throw netError(error, `Cannot connect to '${where}'`);
+    const hint = certificateHint(error);
+    throw netError(error, `Cannot connect to '${where}'${hint ? ` (${hint})` : ""}`);
   } finally {
     clearTimeout(timer);
     signal?.removeEventListener("abort", onAbort);

@@ -1,0 +1,94 @@
+// `streamwire serve`: the demo server and its admin API until SIGINT or
+// SIGTERM, then a graceful drain.
+
+import { X509Certificate } from "node:crypto";
+import { StreamwireError } from "../codec/error.ts";
+import { CliError, type Command } from "./_command.ts";
+import { loadConfig, SERVE_USAGE } from "./config.ts";
+import { runServer } from "./run_server.ts";
+
+const [USAGE_LINE, ...HELP] = SERVE_USAGE.split("\n");
+
+/** `streamwire serve [options]`. */
+export const serveCommand: Command = {
+  name: "serve",
+  summary: "run the demo server and its admin API",
+  usage: USAGE_LINE.replace(/^Usage: /, ""),
+  help: HELP.join("\n").trimStart(),
+  flags: {},
+  positionals: [0, Infinity],
+  ownFlags: true,
+  async run({ positionals }, io) {
+    let config;
+    try {
+      config = await loadConfig({
+        args: positionals,
+        env: io.env,
+        warn: (message) => io.stderr.line(message),
+      });
+    } catch (error) {
+      const e = StreamwireError.from(error);
+      throw new CliError(e.codeName, e.message);
+    }
+    if (config === undefined) {
+      io.stdout.line(SERVE_USAGE);
+      return;
+    }
+    if (config.certFile !== undefined) {
+      certificateWarning(config.certFile, io.stderr.line.bind(io.stderr));
+    }
+    let running;
+    try {
+      running = runServer(config);
+    } catch (error) {
+      // A port in use, an unresolvable host, an unreadable TLS file.
+      const e = StreamwireError.from(error);
+      throw new CliError(e.codeName, e.message);
+    }
+    io.stdout.line(
+      `streamwire listening on ${running.addr}${config.token ? " (token required)" : ""}`,
+    );
+    if (running.adminAddr) {
+      io.stdout.line(
+        `admin API on ${running.adminAddr}${config.adminToken ? " (token required)" : ""}`,
+      );
+    }
+    await io.stdout.flush();
+    if (!io.signal.aborted) {
+      await new Promise((resolve) => io.signal.addEventListener("abort", resolve, { once: true }));
+    }
+    const reason = io.signal.reason;
+    io.stdout.line(
+      `${
+        reason instanceof Error ? reason.message : "stopping"
+      }: draining up to ${config.drainTimeoutMs} ms`,
+    );
+    await io.stdout.flush();
+    await running.shutdown();
+    io.stdout.line("streamwire stopped");
+  },
+};
+
+/**
+ * Warns about a certificate that TLS clients built on rustls (Deno's own
+ * among them) refuse: a CA certificate used as the server's, which is what a
+ * plain `openssl req -x509` makes. Problems reading it are left to listen().
+ */
+function certificateWarning(file: string, warn: (line: string) => void): void {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(Deno.readTextFileSync(file));
+  } catch {
+    return;
+  }
+  if (cert.ca) {
+    warn(
+      `streamwire: warning: '${file}' is a CA certificate (what a plain 'openssl req -x509' ` +
+        "makes); Deno and other rustls clients refuse it as a server's own. Make one with " +
+        "-addext basicConstraints=critical,CA:FALSE -addext subjectAltName=DNS:localhost,IP:127.0.0.1",
+    );
+  }
+  if (cert.subjectAltName === undefined) {
+    warn(`streamwire: warning: '${file}' has no subjectAltName; clients check the host against it`);
+  }
+}

@@ -1,0 +1,71 @@
+// NDJSON on stdin: one JSON value per line, blank lines skipped, each line
+// bounded so a stream without newlines cannot grow a buffer without end.
+
+import { usage } from "./_command.ts";
+
+/** Longest line read, in UTF-16 units: a bound on memory, far above any sane value. */
+export const MAX_LINE = 16 * 1024 * 1024;
+
+/**
+ * The values of NDJSON text, in order, as a stream pulled on demand (so a
+ * call sending them is paced by its credit). A line that is not JSON, or is
+ * longer than {@linkcode MAX_LINE}, or that `check` throws for, fails the
+ * stream with a usage error naming the line; `check` may also convert.
+ */
+export function ndjsonValues(
+  bytes: ReadableStream<Uint8Array>,
+  check?: (value: unknown) => unknown,
+  what = "stdin",
+): ReadableStream<unknown> {
+  let number = 0;
+  let rest = "";
+  const values: unknown[] = [];
+  const text = bytes.pipeThrough(new TextDecoderStream()).getReader();
+  const take = (line: string) => {
+    number++;
+    if (line.endsWith("\r")) line = line.slice(0, -1);
+    if (line.trim() === "") return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch (error) {
+      throw usage(`${what} line ${number}: not JSON: ${(error as Error).message}`);
+    }
+    if (check !== undefined) {
+      try {
+        value = check(value);
+      } catch (error) {
+        throw usage(`${what} line ${number}: ${(error as Error).message}`);
+      }
+    }
+    values.push(value);
+  };
+  return new ReadableStream<unknown>({
+    async pull(controller) {
+      while (values.length === 0) {
+        const { value, done } = await text.read();
+        if (done) {
+          if (rest !== "") take(rest);
+          rest = "";
+          if (values.length === 0) {
+            controller.close();
+            return;
+          }
+          break;
+        }
+        const parts = (rest + value).split("\n");
+        rest = parts.pop()!;
+        if (rest.length > MAX_LINE) {
+          throw usage(
+            `${what} line ${number + parts.length + 1}: longer than ${MAX_LINE} characters`,
+          );
+        }
+        for (const part of parts) take(part);
+      }
+      controller.enqueue(values.shift());
+    },
+    cancel(reason) {
+      return text.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
