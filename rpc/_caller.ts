@@ -3,46 +3,19 @@
 
 import { FrameType, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
-import type {
-  BatchMessage,
-  BatchResultEntry,
-  CallEntry,
-  CallMessage,
-  Extensions,
-  Message,
-} from "../codec/message.ts";
+import type { BatchResultEntry, CallEntry, Extensions, Message } from "../codec/message.ts";
 import { getCodec, type PayloadCodec } from "../codec/payload_codec.ts";
 import type { Session } from "../transport/session.ts";
 import { Deadlines } from "./_deadlines.ts";
+import { IdTable } from "./_id_table.ts";
+import { type CallFrame, Pending } from "./_pending.ts";
 import { CreditGate, decodeValue, encodeValue, enqueue, ignore, Inbox } from "./_flow.ts";
 import type { Call } from "./interceptor.ts";
 import type { BatchCall, BatchOutcome, RpcPeer } from "./peer.ts";
 
 type Timer = ReturnType<typeof setTimeout>;
-type CallFrame = (CallMessage & { type: typeof FrameType.REQUEST }) | BatchMessage;
 
-/** A unary or batch call waiting for its answer; a reconnecting client may send it again. */
-export interface Pending {
-  /** Call id on the current connection. */
-  id: number;
-  /** REQUEST or BATCH as sent (params already encoded). */
-  message: CallFrame;
-  /** The caller marked it safe to retry. */
-  idempotent: boolean;
-  /** Absolute deadline in ms since epoch. */
-  deadline: number;
-  resolve(value: unknown): void;
-  reject(error: StreamwireError): void;
-  signal: AbortSignal | undefined;
-  /** Codec the params in `message` are encoded with. */
-  codec: PayloadCodec["name"];
-  /** Key in the deadline wheel, if the call has a timeout. */
-  timer: number | undefined;
-  timeout: number;
-  onAbort: (() => void) | undefined;
-  /** Set while the message waits for room in the session's queue. */
-  queued: Promise<void> | undefined;
-}
+export { Pending };
 
 /** A streaming call as its caller holds it. */
 export interface OpenStream {
@@ -91,7 +64,7 @@ export class Caller {
   #limits: CallerLimits;
   #window: number;
   #nextId: number;
-  #pending = new Map<number, Pending>();
+  #pending = new IdTable<Pending>();
   #streams = new Map<number, StreamCall>();
   #closed: StreamwireError | undefined;
   #deadlines = new Deadlines<Pending>((call) =>
@@ -123,7 +96,7 @@ export class Caller {
       return Promise.reject(StreamwireError.from(error));
     }
     return this.#request(
-      { type: FrameType.REQUEST, seq: 0, method: call.method, params },
+      { type: FrameType.REQUEST, seq: 0, method: call.method, params, ext: undefined },
       call,
       idempotent,
       timeout,
@@ -145,7 +118,7 @@ export class Caller {
     }
     if (failed.length > 0 && entries.length === 0) return failed;
     const outcomes = await this.#request(
-      { type: FrameType.BATCH, seq: 0, entries },
+      { type: FrameType.BATCH, seq: 0, entries, ext: undefined },
       call,
       idempotent,
       timeout,
@@ -301,7 +274,7 @@ export class Caller {
    */
   takePending(above = 0): Pending[] {
     const calls: Pending[] = [];
-    for (const call of this.#pending.values()) {
+    for (const call of this.#inOrder()) {
       if (call.id <= above) continue;
       calls.push(call);
       this.#pending.delete(call.id);
@@ -345,7 +318,17 @@ export class Caller {
       if (call.signal?.aborted) {
         throw new StreamwireError(Status.CANCELLED, "Call cancelled before it was sent");
       }
-      this.#register(message, call, call.idempotent, call.deadline, timeout);
+      this.#register(
+        new Pending(
+          message,
+          this.codec.name,
+          call.signal,
+          call.idempotent,
+          call.deadline,
+          timeout,
+          call,
+        ),
+      );
     } catch (error) {
       call.reject(StreamwireError.from(error));
     }
@@ -414,7 +397,7 @@ export class Caller {
     if (this.#closed) return;
     this.#closed = reason;
     this.#deadlines.clear();
-    const pending = [...this.#pending.values()];
+    const pending = this.#inOrder();
     this.#pending.clear();
     for (const call of pending) {
       if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
@@ -461,23 +444,20 @@ export class Caller {
       return Promise.reject(StreamwireError.from(error));
     }
     message.ext = this.#extOf(call, timeout);
-    return new Promise<unknown>((resolve, reject) => {
-      try {
-        this.#register(
-          message,
-          {
-            resolve,
-            reject,
-            signal: call.signal,
-          },
-          idempotent,
-          Date.now() + timeout,
-          timeout,
-        );
-      } catch (error) {
-        reject(StreamwireError.from(error));
-      }
-    });
+    const pending = new Pending(
+      message,
+      this.codec.name,
+      call.signal,
+      idempotent,
+      Date.now() + timeout,
+      timeout,
+    );
+    try {
+      this.#register(pending);
+    } catch (error) {
+      pending.reject(StreamwireError.from(error));
+    }
+    return pending.promise;
   }
 
   /** The extension block of a call; one shared object for calls with only the default timeout. */
@@ -498,29 +478,11 @@ export class Caller {
    * @throws {StreamwireError} `resource_exhausted` for too many calls or a
    *   frame larger than maxFrame; nothing stays registered.
    */
-  #register(
-    message: CallFrame,
-    caller: Pick<Pending, "resolve" | "reject" | "signal">,
-    idempotent: boolean,
-    deadline: number,
-    timeout: number,
-  ): void {
+  #register(call: Pending): void {
     const id = this.#allocateId();
+    call.id = id;
+    const message = call.message;
     message.seq = id;
-    const call: Pending = {
-      id,
-      message,
-      idempotent,
-      deadline,
-      resolve: caller.resolve,
-      reject: caller.reject,
-      signal: caller.signal,
-      codec: this.codec.name,
-      timer: undefined,
-      timeout,
-      onAbort: undefined,
-      queued: undefined,
-    };
     this.#pending.set(id, call);
     try {
       call.queued = enqueue(this.session, message);
@@ -532,7 +494,7 @@ export class Caller {
       () => (call.queued = undefined),
       (error) => this.#take(id)?.reject(StreamwireError.from(error)),
     );
-    if (timeout > 0) call.timer = this.#deadlines.add(call, deadline);
+    if (call.timeout > 0) call.timer = this.#deadlines.add(call, call.deadline);
     const signal = call.signal;
     if (signal) {
       call.onAbort = () => this.#forget(call, Status.CANCELLED, "Call cancelled by the caller");
@@ -558,10 +520,18 @@ export class Caller {
     else queued.then(send, ignore);
   }
 
+  /**
+   * The pending calls, oldest first: ids grow (mod 2^32) as calls are made,
+   * so the oldest is the farthest behind the next id.
+   */
+  #inOrder(): Pending[] {
+    const next = this.#nextId;
+    return this.#pending.values().sort((a, b) => ((next - b.id) >>> 0) - ((next - a.id) >>> 0));
+  }
+
   #take(id: number): Pending | undefined {
-    const call = this.#pending.get(id);
+    const call = this.#pending.take(id);
     if (call === undefined) return undefined;
-    this.#pending.delete(id);
     if (call.timer !== undefined) this.#deadlines.remove(call, call.timer);
     if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
     return call;

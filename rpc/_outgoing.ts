@@ -98,10 +98,19 @@ export class Outgoing {
   call(method: string, params: unknown, options: CallOptions): Promise<unknown> {
     const timeout = options.timeout ?? this.#defaultTimeoutMs;
     const idempotent = options.idempotent ?? false;
-    return this.#run(
-      new OutgoingCall("unary", method, params, options, timeout),
-      (c) => this.#unary(c, idempotent),
-    );
+    const call = new OutgoingCall("unary", method, params, options, timeout);
+    const interceptors = this.#interceptors;
+    // No chain of closures per call for the default list or none (#run's inline case).
+    const supplier = interceptors.length === 1 ? traceSupplier(interceptors[0]) : undefined;
+    if (supplier === undefined && interceptors.length > 0) {
+      return intercept(interceptors, call, (c) => this.#unary(c, idempotent));
+    }
+    try {
+      if (supplier !== undefined && call.traceparent === undefined) call.traceparent = supplier();
+      return this.#unary(call, idempotent);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   notify(method: string, params: unknown, options: CallOptions): Promise<void> {
@@ -180,6 +189,9 @@ export class Outgoing {
     const batched = this.#route.unary?.(c, idempotent);
     if (batched !== undefined) return batched;
     const timeout = c.timeout ?? this.#defaultTimeoutMs;
+    // A ready connection: straight to it (Caller.unary rejects, never throws).
+    const caller = this.#route.current?.();
+    if (caller !== undefined) return caller.unary(c, idempotent, timeout);
     return this.#on(c, timeout, (caller, left) => caller.unary(c, idempotent, left!));
   }
 
