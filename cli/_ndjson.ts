@@ -40,27 +40,38 @@ export function ndjsonValues(
     }
     values.push(value);
   };
+  // A bad line fails the stream only after the values before it were read.
+  let failure: unknown;
+  const takeAll = (lines: string[]) => {
+    try {
+      for (const line of lines) take(line);
+    } catch (error) {
+      failure = error;
+    }
+  };
   return new ReadableStream<unknown>({
     async pull(controller) {
       while (values.length === 0) {
+        if (failure !== undefined) {
+          text.cancel().catch(() => {});
+          throw failure;
+        }
         const { value, done } = await text.read();
         if (done) {
-          if (rest !== "") take(rest);
+          if (rest !== "") takeAll([rest]);
           rest = "";
-          if (values.length === 0) {
+          if (values.length === 0 && failure === undefined) {
             controller.close();
             return;
           }
-          break;
+          continue;
         }
         const parts = (rest + value).split("\n");
         rest = parts.pop()!;
-        if (rest.length > MAX_LINE) {
-          throw usage(
-            `${what} line ${number + parts.length + 1}: longer than ${MAX_LINE} characters`,
-          );
+        takeAll(parts);
+        if (rest.length > MAX_LINE && failure === undefined) {
+          failure = usage(`${what} line ${number + 1}: longer than ${MAX_LINE} characters`);
         }
-        for (const part of parts) take(part);
       }
       controller.enqueue(values.shift());
     },
