@@ -3,12 +3,12 @@
 /**
  * The closest of `names` to `name`, comparing case-insensitively and
  * ignoring `-` and `_`; undefined when none is within a third of its length
- * (at least 3 edits).
+ * in edits (at least one).
  */
 export function nearest(name: string, names: Iterable<string>): string | undefined {
   const normal = (s: string) => s.toLowerCase().replace(/[-_]/g, "");
   let best: string | undefined;
-  let bestDistance = Math.max(3, Math.floor(name.length / 3)) + 1;
+  let bestDistance = Math.max(1, Math.floor(name.length / 3)) + 1;
   for (const candidate of names) {
     const d = distance(normal(name), normal(candidate));
     if (d < bestDistance) {
