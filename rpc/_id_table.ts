@@ -22,6 +22,14 @@ export class IdTable<T> {
   #values: (T | undefined)[] = new Array(MIN_SLOTS).fill(undefined);
   #mask = MIN_SLOTS - 1;
   #size = 0;
+  /**
+   * No entry sits farther than this from its home slot. Sequential ids fill
+   * one long run of slots, each id at home: bounding probes by the farthest
+   * shift, not by the end of the run, keeps a miss and a deletion O(1).
+   */
+  #shift = 0;
+  /** Deletions since the table was last more than an eighth full. */
+  #low = 0;
 
   /** Entries held. */
   get size(): number {
@@ -30,13 +38,8 @@ export class IdTable<T> {
 
   /** The value of `id`, if present. */
   get(id: number): T | undefined {
-    const ids = this.#ids;
-    const mask = this.#mask;
-    for (let i = (id >>> 1) & mask;; i = (i + 1) & mask) {
-      const at = ids[i];
-      if (at === id) return this.#values[i];
-      if (at === 0) return undefined;
-    }
+    const i = this.#find(id);
+    return i < 0 ? undefined : this.#values[i];
   }
 
   /** Whether `id` is present. */
@@ -49,11 +52,8 @@ export class IdTable<T> {
     let i = this.#find(id);
     if (i < 0) {
       if (2 * (this.#size + 1) > this.#ids.length) this.#resize(2 * this.#ids.length);
-      const ids = this.#ids;
-      const mask = this.#mask;
-      for (i = (id >>> 1) & mask; ids[i] !== 0; i = (i + 1) & mask);
-      ids[i] = id;
-      this.#size++;
+      i = this.#place(id);
+      if (++this.#size * 8 >= this.#ids.length) this.#low = 0;
     }
     this.#values[i] = value;
   }
@@ -67,24 +67,31 @@ export class IdTable<T> {
   take(id: number): T | undefined {
     let i = this.#find(id);
     if (i < 0) return undefined;
-    const value = this.#values[i];
     const ids = this.#ids;
     const values = this.#values;
+    const value = values[i];
     const mask = this.#mask;
-    // Backward-shift deletion: later entries of the probe run move into the
-    // hole if their home slot allows, so lookups never need tombstones.
-    for (let j = (i + 1) & mask; ids[j] !== 0; j = (j + 1) & mask) {
+    const shift = this.#shift;
+    // Backward-shift deletion, so lookups need no tombstones: an entry of
+    // the run after the hole moves into it if its home is not after the
+    // hole. Only entries within `shift` of the hole can have such a home.
+    for (let j = (i + 1) & mask, d = 1; d <= shift && ids[j] !== 0; j = (j + 1) & mask, d++) {
       const home = (ids[j] >>> 1) & mask;
-      const stays = i <= j ? i < home && home <= j : i < home || home <= j;
-      if (stays) continue;
+      if (((j - home) & mask) < d) continue;
       ids[i] = ids[j];
       values[i] = values[j];
       i = j;
+      d = 0;
     }
     ids[i] = 0;
     values[i] = undefined;
-    // A burst's room is given back once the calls are down to an eighth of it.
-    if (--this.#size * 8 < ids.length && ids.length > MIN_SLOTS) this.#resize(ids.length / 2);
+    // A burst's room is given back once the calls have stayed under an
+    // eighth of it for as many calls as it has slots: calls pipelined in
+    // rounds (all answered, then all sent again) do not shrink and regrow
+    // it every round, and the copies cost O(1) per call.
+    if (--this.#size * 8 < ids.length && ids.length > MIN_SLOTS) {
+      if (++this.#low >= ids.length) this.#resize(ids.length / 2);
+    }
     return value;
   }
 
@@ -103,37 +110,46 @@ export class IdTable<T> {
     this.#ids = new Uint32Array(MIN_SLOTS);
     this.#values = new Array(MIN_SLOTS).fill(undefined);
     this.#mask = MIN_SLOTS - 1;
-    this.#size = 0;
+    this.#size = this.#shift = this.#low = 0;
   }
 
   #find(id: number): number {
     const ids = this.#ids;
     const mask = this.#mask;
-    for (let i = (id >>> 1) & mask;; i = (i + 1) & mask) {
+    const shift = this.#shift;
+    let i = (id >>> 1) & mask;
+    for (let d = 0; d <= shift; d++, i = (i + 1) & mask) {
       const at = ids[i];
       if (at === id) return i;
       if (at === 0) return -1;
     }
+    return -1;
+  }
+
+  /** Puts `id` in the first free slot from its home; returns the slot. */
+  #place(id: number): number {
+    const ids = this.#ids;
+    const mask = this.#mask;
+    const home = (id >>> 1) & mask;
+    let i = home;
+    while (ids[i] !== 0) i = (i + 1) & mask;
+    ids[i] = id;
+    const d = (i - home) & mask;
+    if (d > this.#shift) this.#shift = d;
+    return i;
   }
 
   #resize(size: number): void {
     const ids = this.#ids;
     const values = this.#values;
-    const mask = size - 1;
-    const nextIds = new Uint32Array(size);
-    const nextValues: (T | undefined)[] = new Array(size).fill(undefined);
+    this.#ids = new Uint32Array(size);
+    this.#values = new Array(size).fill(undefined);
+    this.#mask = size - 1;
+    this.#shift = this.#low = 0;
     for (let k = 0; k < ids.length; k++) {
-      const id = ids[k];
-      if (id === 0) continue;
-      let i = (id >>> 1) & mask;
-      while (nextIds[i] !== 0) i = (i + 1) & mask;
-      nextIds[i] = id;
-      nextValues[i] = values[k];
+      if (ids[k] !== 0) this.#values[this.#place(ids[k])] = values[k];
     }
     // The old array is garbage now; emptied, it keeps nothing alive meanwhile.
     values.fill(undefined);
-    this.#ids = nextIds;
-    this.#values = nextValues;
-    this.#mask = mask;
   }
 }

@@ -39,7 +39,15 @@ Deno.test("IdTable takes a value out once, grows for a burst and gives the room 
   assert.equal(table.size, 10_000);
   assert.equal(table.take(9_999), "call 9999");
   assert.equal(table.take(9_999), undefined);
-  for (let id = 1; id < 20_000; id += 2) table.delete(id);
+  for (let id = 1; id < 19_000; id += 2) table.delete(id);
+  assert.equal(table.size, 500);
+  // A trickle of calls after the burst: the table shrinks back meanwhile.
+  for (let id = 20_001; id < 220_000; id += 2) {
+    table.set(id, `call ${id}`);
+    assert.equal(table.take(id), `call ${id}`);
+  }
+  assert.equal(table.size, 500);
+  for (let id = 19_001; id < 20_000; id += 2) assert.equal(table.take(id), `call ${id}`);
   assert.equal(table.size, 0);
   assert.equal(table.get(1), undefined);
   table.set(7, "again");
