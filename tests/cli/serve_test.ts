@@ -61,7 +61,10 @@ Deno.test("serve exits 2 with one line when it cannot listen", async () => {
   using busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = String(busy.addr.port);
   const cases: [string[], RegExp][] = [
-    [["--port", port, "--no-admin"], /^streamwire: already_exists: Cannot listen on .*:\d+'.*in use/],
+    [
+      ["--port", port, "--no-admin"],
+      /^streamwire: already_exists: Cannot listen on .*:\d+'.*in use/,
+    ],
     [
       ["--port", "0", "--admin-port", port],
       /^streamwire: already_exists: Cannot listen on 'http:\/\/127\.0\.0\.1:\d+' \(admin API\).*in use/,
