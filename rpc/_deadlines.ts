@@ -5,6 +5,13 @@
 /** Expiry granularity in ms: deadlines fire up to this much late. */
 export const DEADLINE_RESOLUTION_MS = 5;
 
+/**
+ * Bucket keys count from here, not from 1970: keys from the epoch exceed a
+ * small integer, and each one would be a boxed number, allocated per call
+ * and slower to hash. From the process start they stay small for 124 days.
+ */
+const ORIGIN = Date.now();
+
 /** Lets a timer not keep the process alive, where the runtime can (Deno). */
 function unrefTimer(timer: ReturnType<typeof setTimeout>): void {
   const deno = (globalThis as { Deno?: { unrefTimer?(id: number): void } }).Deno;
@@ -47,7 +54,7 @@ export class Deadlines<T> {
 
   /** Schedules `item` to expire at `deadline` (ms since epoch); returns a key for {@linkcode remove}. */
   add(item: T, deadline: number): number {
-    const key = Math.ceil(deadline / DEADLINE_RESOLUTION_MS);
+    const key = Math.ceil((deadline - ORIGIN) / DEADLINE_RESOLUTION_MS);
     let bucket = this.#buckets.get(key);
     if (bucket === undefined) {
       bucket = new Set();
@@ -100,7 +107,7 @@ export class Deadlines<T> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     if (first === undefined) return;
-    const delay = Math.max(0, first * DEADLINE_RESOLUTION_MS - Date.now());
+    const delay = Math.max(0, ORIGIN + first * DEADLINE_RESOLUTION_MS - Date.now());
     this.#timerKey = first;
     this.#timer = setTimeout(() => this.#tick(), delay);
     unrefTimer(this.#timer);
@@ -112,7 +119,7 @@ export class Deadlines<T> {
     const keys = this.#keys;
     let i = 0;
     const due: Set<T>[] = [];
-    for (; i < keys.length && keys[i] * DEADLINE_RESOLUTION_MS <= now; i++) {
+    for (; i < keys.length && ORIGIN + keys[i] * DEADLINE_RESOLUTION_MS <= now; i++) {
       const bucket = this.#buckets.get(keys[i]);
       if (bucket === undefined) continue;
       this.#buckets.delete(keys[i]);
