@@ -6,67 +6,12 @@
  * @module
  */
 
-import { Flag, HEADER_SIZE, MAGIC, VERSION } from "./constants.ts";
-import { crc32 } from "./crc32.ts";
+import { Flag, HEADER_SIZE } from "./constants.ts";
 import type { Frame } from "./frame.ts";
 import { StageStream } from "./stage.ts";
 import { CONNECT, StageInput } from "./_stage_input.ts";
 import { isArena, RoomyFrame } from "./_arena.ts";
-import { crc32JsRange } from "./_crc32_js.ts";
-
-/**
- * Bodies shorter than this are checksummed in JavaScript: below about 110
- * bytes the slicing-by-8 loop beats a native call and the view it needs
- * (35 ns against 143 ns at 32 bytes, 87 against 107 at 96, 110 against 65
- * at 128; Deno 2.9.6, codec/crc32_bench.ts).
- */
-const SHORT_BODY = 112;
-
-/**
- * Writes the 17-byte header of a frame with the given body length at
- * `offset` in `target`, the body being already in place right after it, and
- * fills in the CRC-32.
- *
- * @param target Buffer holding header space and body.
- * @param offset Where the header starts.
- * @param frame Type, flags and seq of the frame; `body` is not read.
- * @param length Body length.
- * @returns The offset just past the body.
- */
-function writeHeader(
-  target: Uint8Array,
-  offset: number,
-  frame: Pick<Frame, "type" | "flags" | "seq">,
-  length: number,
-): number {
-  const o = offset;
-  target[o] = MAGIC >>> 8;
-  target[o + 1] = MAGIC & 0xff;
-  target[o + 2] = VERSION;
-  target[o + 3] = frame.flags;
-  target[o + 4] = frame.type;
-  target[o + 5] = length >>> 24;
-  target[o + 6] = length >>> 16;
-  target[o + 7] = length >>> 8;
-  target[o + 8] = length;
-  const seq = frame.seq;
-  target[o + 9] = seq >>> 24;
-  target[o + 10] = seq >>> 16;
-  target[o + 11] = seq >>> 8;
-  target[o + 12] = seq;
-  const end = o + HEADER_SIZE + length;
-  // The 13 header bytes and short bodies cost less in JavaScript than a
-  // native call and a view (codec/crc32_bench.ts).
-  const headerCrc = crc32JsRange(target, o, o + 13);
-  const crc = length < SHORT_BODY
-    ? crc32JsRange(target, o + HEADER_SIZE, end, headerCrc)
-    : crc32(target.subarray(o + HEADER_SIZE, end), headerCrc);
-  target[o + 13] = crc >>> 24;
-  target[o + 14] = crc >>> 16;
-  target[o + 15] = crc >>> 8;
-  target[o + 16] = crc;
-  return end;
-}
+import { writeHeader } from "./_frame_write.ts";
 
 /**
  * When every body sits in one buffer that an encoder allocated with exactly
@@ -122,12 +67,7 @@ export function encodeFrames(frames: readonly Frame[]): Uint8Array {
     const buf = new Uint8Array(inPlace.buffer);
     for (let i = 0; i < frames.length; i++) {
       const f = frames[i];
-      o = writeHeader(
-        buf,
-        o,
-        { type: f.type, flags: f.flags & ~Flag.RESERVED_MASK, seq: f.seq },
-        f.body.length,
-      );
+      o = writeHeader(buf, o, f.type, f.flags & ~Flag.RESERVED_MASK, f.seq, f.body.length);
     }
     return inPlace;
   }
@@ -138,12 +78,7 @@ export function encodeFrames(frames: readonly Frame[]): Uint8Array {
   for (let i = 0; i < frames.length; i++) {
     const f = frames[i];
     out.set(f.body, o + HEADER_SIZE);
-    o = writeHeader(
-      out,
-      o,
-      { type: f.type, flags: f.flags & ~Flag.RESERVED_MASK, seq: f.seq },
-      f.body.length,
-    );
+    o = writeHeader(out, o, f.type, f.flags & ~Flag.RESERVED_MASK, f.seq, f.body.length);
   }
   return out;
 }
@@ -152,19 +87,19 @@ export function encodeFrames(frames: readonly Frame[]): Uint8Array {
 function encodeFrame(f: Frame): Uint8Array {
   const body = f.body;
   const length = body.length;
-  const header = { type: f.type, flags: f.flags & ~Flag.RESERVED_MASK, seq: f.seq };
+  const flags = f.flags & ~Flag.RESERVED_MASK;
   const start = body.byteOffset - HEADER_SIZE;
   if (
     RoomyFrame.hasRoom(f) ||
     (start >= 0 && f.checksum === undefined && f.header === undefined && isArena(body.buffer))
   ) {
     const buf = new Uint8Array(body.buffer as ArrayBuffer);
-    writeHeader(buf, start, header, length);
+    writeHeader(buf, start, f.type, flags, f.seq, length);
     return buf.subarray(start, start + HEADER_SIZE + length);
   }
   const out = new Uint8Array(HEADER_SIZE + length);
   out.set(body, HEADER_SIZE);
-  writeHeader(out, 0, header, length);
+  writeHeader(out, 0, f.type, flags, f.seq, length);
   return out;
 }
 

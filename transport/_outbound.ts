@@ -5,6 +5,7 @@
 import { concat } from "../codec/_bytes.ts";
 import { type CompressionName, HEADER_SIZE } from "../codec/constants.ts";
 import { compressFrame } from "../codec/compression_stream.ts";
+import { encodeWire } from "../codec/_frame_write.ts";
 import { encodeFrames } from "../codec/frame_encoder_stream.ts";
 import type { Frame } from "../codec/frame.ts";
 import { encodeMessage, type Message } from "../codec/message.ts";
@@ -64,6 +65,8 @@ export class Outbound {
   /** Body sizes of `#pending`, measured when accepted, so encoding does not measure again. */
   #pendingSizes: number[] = [];
   #pendingBytes = 0;
+  /** Wire size of the largest message in `#pending`. */
+  #pendingLargest = 0;
   #flushScheduled = false;
   #chunks: Uint8Array[] = [];
   #chunkFrames = 0;
@@ -96,6 +99,7 @@ export class Outbound {
     this.#pending.push(message);
     this.#pendingSizes.push(size - HEADER_SIZE);
     this.#pendingBytes += size;
+    if (size > this.#pendingLargest) this.#pendingLargest = size;
     this.bytes += size;
     this.frames++;
     // While a write is in flight, messages accumulate and the pump takes
@@ -156,6 +160,7 @@ export class Outbound {
     this.#pending = [];
     this.#pendingSizes = [];
     this.#pendingBytes = 0;
+    this.#pendingLargest = 0;
     this.#chunks = [];
     this.#chunkFrames = 0;
     this.bytes = 0;
@@ -168,9 +173,21 @@ export class Outbound {
     if (pending.length === 0) return;
     const estimated = this.#pendingBytes;
     const sizes = this.#pendingSizes;
+    const largest = this.#pendingLargest;
     this.#pending = [];
     this.#pendingSizes = [];
     this.#pendingBytes = 0;
+    this.#pendingLargest = 0;
+    // Nothing to compress and no stage of the user's: straight to wire
+    // bytes, without a frame object per message (the sizes are exact).
+    if (
+      this.#user === undefined &&
+      (this.algorithm === undefined || largest - HEADER_SIZE < this.threshold)
+    ) {
+      this.#chunks.push(encodeWire(pending, sizes));
+      this.#chunkFrames += pending.length;
+      return;
+    }
     const frames = this.#frames(pending, sizes);
     const algorithm = this.algorithm;
     if (algorithm !== undefined) {

@@ -10,8 +10,10 @@ import {
   decodeMessage,
   DecompressorStream,
   DeframerStream,
+  encodedBodySize,
   encodeFrames,
   encodeMessage,
+  encodeMessages,
   type Extensions,
   Flag,
   type Frame,
@@ -24,6 +26,7 @@ import {
   Status,
   StreamwireError,
 } from "../../codec/mod.ts";
+import { encodeWire } from "../../codec/_frame_write.ts";
 
 const utf8 = (text: string) => new TextEncoder().encode(text);
 const ALGORITHMS: [CompressionName, number][] = [
@@ -163,6 +166,13 @@ Deno.test("the encode and decode chains round-trip every type, with and without 
   const messages = EXT_VARIANTS.flatMap(([, ext]) => MESSAGES.map((m) => withExt(m, ext)));
   const bytes = await pipeAll<Uint8Array>([messages], createEncodeChain() as TransformStream);
   assert.deepEqual(await decodeBytes([bytes.flat()[0]]), messages);
+});
+
+Deno.test("encodeWire writes every type as encodeFrames(encodeMessages()) does, in one buffer", () => {
+  const messages = EXT_VARIANTS.flatMap(([, ext]) => MESSAGES.map((m) => withExt(m, ext)));
+  const sizes = messages.map((m) => encodedBodySize(m));
+  assert.deepEqual(encodeWire(messages, sizes), encodeFrames(encodeMessages(messages, sizes)));
+  assert.deepEqual(encodeWire([], []), new Uint8Array(0));
 });
 
 Deno.test("decodeExtensions skips unknown keys", () => {
