@@ -47,7 +47,8 @@ function blocks(markdown: string): Step[][] {
   return found;
 }
 
-function matcher(expected: string): RegExp {
+function matcher(expected: string, addresses: (text: string) => string): RegExp {
+  expected = addresses(expected);
   const escaped = expected.split("…").map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"));
   return new RegExp(`^${escaped.join(".*")}$`);
 }
@@ -55,12 +56,18 @@ function matcher(expected: string): RegExp {
 Deno.test("every example of the README's 'In the shell' section prints what it shows", async () => {
   const running = runServer({ ...DEFAULT_CONFIG, port: 0, adminPort: 0 });
   const cwd = await Deno.makeTempDir();
+  // A free port for the examples' own listeners (capture's 9100).
+  const spare = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const sparePort = spare.addr.port;
+  spare.close();
+  const addresses = (text: string) =>
+    text
+      .replaceAll("tcp://127.0.0.1:9000", running.addr)
+      .replaceAll("http://127.0.0.1:9001", running.adminAddr!)
+      .replaceAll("127.0.0.1:9100", `127.0.0.1:${sparePort}`);
   const substitute = (command: string) => {
     assert.ok(!command.includes("deno run") && command.includes(INVOKE), command);
-    return command
-      .replaceAll(INVOKE, `'${Deno.execPath()}' run -A '${MAIN}'`)
-      .replaceAll("tcp://127.0.0.1:9000", running.addr)
-      .replaceAll("http://127.0.0.1:9001", running.adminAddr!);
+    return addresses(command.replaceAll(INVOKE, `'${Deno.execPath()}' run -A '${MAIN}'`));
   };
   // A background command is exec'd, so that SIGINT reaches it and not bash.
   const bash = (command: string, background = false) =>
@@ -93,13 +100,15 @@ Deno.test("every example of the README's 'In the shell' section prints what it s
             printed.length <= expected.length,
             `${step.command} printed\n${printed.join("\n")}`,
           );
-          printed.forEach((line, i) => assert.match(line, matcher(expected[i]), step.command));
+          printed.forEach((line, i) =>
+            assert.match(line, matcher(expected[i], addresses), step.command)
+          );
           expected = expected.slice(printed.length);
         }
         for (const line of expected) {
           assert.ok(background, `${step.command}: no background command to print '${line}'`);
           const next = await background.lines.next();
-          assert.match(next ?? "(end of output)", matcher(line), background.command);
+          assert.match(next ?? "(end of output)", matcher(line, addresses), background.command);
         }
       }
       if (background) {
