@@ -17,6 +17,7 @@ import { type Caller, callerOf, type Pending } from "./_caller.ts";
 import { logError } from "./_dispatcher.ts";
 import { Outgoing } from "./_outgoing.ts";
 import { Waiting } from "./_waiting.ts";
+import type { Contract, ContractShape, TypedClient } from "./contract.ts";
 import type { Call, Interceptor } from "./interceptor.ts";
 import type { Methods } from "./methods.ts";
 import {
@@ -29,6 +30,7 @@ import {
   RpcPeer,
 } from "./peer.ts";
 import { traceContext } from "./trace.ts";
+import { typedClient } from "./typed_client.ts";
 import { backoffDelay, RECONNECT_DEFAULTS, type ReconnectOptions } from "./_backoff.ts";
 
 export { backoffDelay, type ReconnectOptions };
@@ -335,6 +337,18 @@ export class RpcClient extends EventTarget {
     options: CallOptions = {},
   ): { readable: ReadableStream<unknown>; writable: WritableStream<unknown> } {
     return this.#outgoing.duplex(method, params, options);
+  }
+
+  /**
+   * A typed client of `contract` over this client: one function per
+   * method, at the method's path (`api.chat.join(params)`), options last.
+   *
+   * @typeParam S The contract's shape.
+   * @param contract Made by `defineContract`.
+   * @returns The typed client.
+   */
+  typed<S extends ContractShape>(contract: Contract<S>): TypedClient<S> {
+    return typedClient(this, contract);
   }
 
   /**

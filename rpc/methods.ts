@@ -7,6 +7,8 @@
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Session } from "../transport/session.ts";
+import { bindContract } from "./_contract_bind.ts";
+import type { Contract, ContractShape, Handlers } from "./contract.ts";
 
 /** How a method exchanges messages. */
 export type MethodKind = "unary" | "server_stream" | "client_stream" | "bidi";
@@ -51,12 +53,15 @@ export type BidiHandler = (
   ctx: CallContext,
 ) => ReadableStream<unknown> | AsyncIterable<unknown> | Iterable<unknown>;
 
-/** A registered method. */
+/** A registered method; `description` comes from a contract and is served by reflection. */
 export type MethodEntry =
-  | { kind: "unary"; handler: UnaryHandler }
-  | { kind: "server_stream"; handler: ServerStreamHandler }
-  | { kind: "client_stream"; handler: ClientStreamHandler }
-  | { kind: "bidi"; handler: BidiHandler };
+  & (
+    | { kind: "unary"; handler: UnaryHandler }
+    | { kind: "server_stream"; handler: ServerStreamHandler }
+    | { kind: "client_stream"; handler: ClientStreamHandler }
+    | { kind: "bidi"; handler: BidiHandler }
+  )
+  & { description?: string | undefined };
 
 /**
  * Names bound to handlers. Registering a name twice replaces the handler.
@@ -134,6 +139,34 @@ export class Methods {
     handler: (input: ReadableStream<T>, ctx: CallContext) => ReturnType<BidiHandler>,
   ): this {
     return this.#add(name, { kind: "bidi", handler: handler as BidiHandler });
+  }
+
+  /**
+   * Registers every method of a contract, with the handlers in the same
+   * shape. The type checker rejects a missing handler and a handler of the
+   * wrong kind or types; the contract's validators check params (and the
+   * values of client streams) before a handler runs, answering
+   * `invalid_argument` when they fail.
+   *
+   * @typeParam S The contract's shape.
+   * @param contract Made by {@linkcode defineContract}.
+   * @param handlers A handler for every method, grouped as in the contract.
+   * @returns This registry.
+   * @throws {StreamwireError} `invalid_argument` when a handler is not a function.
+   *
+   * @example Usage
+   * ```ts
+   * import { defineContract, Methods, unary } from "@streamwire/streamwire/rpc";
+   * import assert from "node:assert/strict";
+   *
+   * const contract = defineContract({ chat: { join: unary<{ room: string }, boolean>() } });
+   * const methods = new Methods().implement(contract, { chat: { join: () => true } });
+   * assert.equal(methods.get("chat.join")?.kind, "unary");
+   * ```
+   */
+  implement<S extends ContractShape>(contract: Contract<S>, handlers: NoInfer<Handlers<S>>): this {
+    for (const { name, entry } of bindContract(contract, handlers)) this.#add(name, entry);
+    return this;
   }
 
   /**

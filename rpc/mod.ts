@@ -2,7 +2,9 @@
  * RPC over the transport: a method registry, a peer per session that makes
  * and serves calls ({@linkcode RpcPeer}), a server ({@linkcode RpcServer})
  * and a reconnecting client ({@linkcode connect}) with unary, batch and
- * streaming calls, wrapped by {@linkcode Interceptor}s. Streaming calls are
+ * streaming calls, wrapped by {@linkcode Interceptor}s. A typed contract
+ * ({@linkcode defineContract}) names each method's kind and types once for
+ * both the server and its clients. Streaming calls are
  * `ReadableStream`s whose reads grant CREDIT, so a slow consumer slows its
  * producer end to end.
  *
@@ -26,6 +28,8 @@
  */
 
 export * from "./methods.ts";
+export * from "./contract.ts";
+export * from "./typed_client.ts";
 export * from "./reflection.ts";
 export * from "./interceptor.ts";
 export * from "./peer.ts";

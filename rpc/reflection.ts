@@ -17,6 +17,8 @@ export interface MethodInfo {
   name: string;
   /** How it exchanges messages. */
   kind: MethodKind;
+  /** What it does, when its contract says (see `defineContract`). */
+  description?: string;
 }
 
 /**
@@ -52,7 +54,10 @@ class ReflectedMethods extends Methods {
       kind: "unary",
       handler: (): MethodInfo[] => {
         const list: MethodInfo[] = [];
-        for (const name of this.names()) list.push({ name, kind: this.get(name)!.kind });
+        for (const name of this.names()) {
+          const { kind, description } = this.get(name)!;
+          list.push(description === undefined ? { name, kind } : { name, kind, description });
+        }
         return list;
       },
     };
