@@ -76,7 +76,7 @@ export class Output {
       this.#timer = undefined;
     }
     if (this.#parts.length > 0 && !this.#closed) {
-      const bytes = join(this.#parts, this.#size);
+      const bytes = join(this.#parts);
       this.#parts = [];
       this.#size = 0;
       this.#writing = this.#writing.then(() => this.#closed ? undefined : this.#write(bytes));
@@ -106,16 +106,24 @@ export class Output {
   }
 }
 
-function join(parts: (string | Uint8Array)[], size: number): Uint8Array {
+function join(parts: (string | Uint8Array)[]): Uint8Array {
   if (parts.length === 1) {
     const only = parts[0];
     return typeof only === "string" ? ENCODER.encode(only) : only.slice();
   }
-  // Three bytes per UTF-16 unit is the most UTF-8 needs.
   let allText = true;
-  for (const part of parts) if (typeof part !== "string") allText = false;
+  let bound = 0;
+  for (const part of parts) {
+    if (typeof part === "string") {
+      // Three bytes per UTF-16 unit is the most UTF-8 needs.
+      bound += part.length * 3;
+    } else {
+      allText = false;
+      bound += part.length;
+    }
+  }
   if (allText) return ENCODER.encode(parts.join(""));
-  const out = new Uint8Array(size * 3);
+  const out = new Uint8Array(bound);
   let offset = 0;
   for (const part of parts) {
     if (typeof part === "string") {
