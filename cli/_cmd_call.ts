@@ -178,7 +178,10 @@ async function printMethods(client: RpcClient, io: CliIo, json: boolean): Promis
     return;
   }
   const width = Math.max(0, ...methods.map((m) => m.name.length));
-  for (const m of methods) io.stdout.line(`${m.name.padEnd(width)}  ${m.kind}`);
+  for (const m of methods) {
+    const line = `${m.name.padEnd(width)}  ${m.kind}`;
+    io.stdout.line(m.description ? `${line.padEnd(width + 16)}${m.description}` : line);
+  }
 }
 
 interface OneCall {
