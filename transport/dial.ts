@@ -9,6 +9,9 @@ import { StreamwireError } from "../codec/error.ts";
 import type { Connection, ConnectionOptions } from "./connection.ts";
 import { type Endpoint, formatEndpoint, netError, toEndpoint } from "./_address.ts";
 import { checkReadSizes, SocketConnection } from "./_socket_connection.ts";
+import { dialWebSocketOver } from "./_websocket_client.ts";
+import { isWebSocketTarget } from "./_websocket_frames.ts";
+import type { WebSocketDialTarget } from "./websocket_dial.ts";
 
 export { type EndpointOptions, parseAddress, type SocketTransport } from "./_address.ts";
 
@@ -190,7 +193,9 @@ async function open(
  * closed at once.
  *
  * @param options Where and how to connect, or a URL: `tcp://127.0.0.1:9000`,
- * `tls://example.com:9443`, `unix:///run/app.sock`.
+ * `tls://example.com:9443`, `unix:///run/app.sock`; `ws://host:port/path`,
+ * `wss://…` or `{ url, ...WebSocketDialOptions }` open a WebSocket with
+ * streamwire's own client (docs/PROTOCOL.md, "WebSocket").
  * @returns The open connection.
  * @throws {StreamwireError} `invalid_argument` for a bad URL or option,
  * `permission_denied` without the permission, `unavailable` when the peer
@@ -240,11 +245,17 @@ async function open(
  * );
  * ```
  */
-export async function dial(options: DialOptions | string | URL): Promise<Connection> {
-  const endpoint = toEndpoint(options);
+export async function dial(
+  options: DialOptions | WebSocketDialTarget | string | URL,
+): Promise<Connection> {
+  // WebSocket: streamwire's own RFC 6455 client over a socket dialled here.
+  if (isWebSocketTarget(options)) {
+    return await dialWebSocketOver(options as WebSocketDialTarget | string | URL, dial);
+  }
+  const endpoint = toEndpoint(options as DialOptions | string | URL);
   const settings: DialOptions = typeof options === "string" || options instanceof URL
     ? {}
-    : options;
+    : options as DialOptions;
   const connectionOptions: ConnectionOptions = {
     ...checkReadSizes(settings),
     allowHalfOpen: settings.allowHalfOpen ?? false,

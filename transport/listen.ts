@@ -16,6 +16,8 @@ import {
   toEndpoint,
 } from "./_address.ts";
 import { checkReadSizes, SocketConnection } from "./_socket_connection.ts";
+import { isWebSocketTarget } from "./_websocket_frames.ts";
+import { listenWebSocket, type WebSocketListenOptions } from "./websocket_listen.ts";
 
 /** Options of {@linkcode listen}. */
 export interface ListenOptions extends ConnectionOptions {
@@ -179,7 +181,9 @@ class SocketListener implements Listener {
  *
  * @param options Where and how to listen, or a URL: `tcp://127.0.0.1:9000`,
  * `tls://0.0.0.0:9443` (then `cert` and `key` need the options object),
- * `unix:///run/app.sock`.
+ * `unix:///run/app.sock`; `ws://host:port/path`, `wss://…` (then `cert` and
+ * `key` need the options object) or `{ url, ...WebSocketListenOptions }`
+ * go to {@linkcode listenWebSocket}.
  * @returns A listener: iterate it for connections, close it to stop.
  * @throws {StreamwireError} `invalid_argument` for a bad URL or option,
  * `permission_denied` without the permission, `already_exists` when the
@@ -219,11 +223,15 @@ class SocketListener implements Listener {
  * assert.throws(() => listen("http://localhost:80"), StreamwireError);
  * ```
  */
-export function listen(options: ListenOptions | string | URL): Listener {
-  const endpoint = toEndpoint(options);
+export function listen(options: ListenOptions | WebSocketListenOptions | string | URL): Listener {
+  // WebSocket: sessions upgraded by an HTTP server of their own.
+  if (isWebSocketTarget(options)) {
+    return listenWebSocket(options as WebSocketListenOptions | string | URL);
+  }
+  const endpoint = toEndpoint(options as ListenOptions | string | URL);
   const settings: ListenOptions = typeof options === "string" || options instanceof URL
     ? {}
-    : options;
+    : options as ListenOptions;
   const connectionOptions: ConnectionOptions = {
     ...checkReadSizes(settings),
     allowHalfOpen: settings.allowHalfOpen ?? false,
