@@ -48,6 +48,7 @@ export const serveCommand: Command = {
     io.stdout.line(
       `streamwire listening on ${running.addr}${config.token ? " (token required)" : ""}`,
     );
+    if (running.wsAddr) io.stdout.line(`websocket on ${running.wsAddr}`);
     if (running.adminAddr) {
       io.stdout.line(
         `admin API on ${running.adminAddr}${config.adminToken ? " (token required)" : ""}`,

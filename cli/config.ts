@@ -52,6 +52,10 @@ export interface ServeConfig {
   adminHost: string;
   /** Bearer token the admin API requires, if set. */
   adminToken: string | undefined;
+  /** Port of the WebSocket listener (`ws://`, `wss://` with the TLS files); unset: none. */
+  wsPort: number | undefined;
+  /** URL path the WebSocket listener serves. */
+  wsPath: string;
 }
 
 /**
@@ -76,6 +80,8 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   adminPort: undefined,
   adminHost: "127.0.0.1",
   adminToken: undefined,
+  wsPort: undefined,
+  wsPath: "/",
 });
 
 /**
@@ -166,6 +172,14 @@ const SETTINGS: readonly Setting[] = [
     help: "admin API interface (default 127.0.0.1)",
   },
   { key: "adminToken", kind: "string", arg: "<secret>", help: "bearer token for the admin API" },
+  {
+    key: "wsPort",
+    kind: "int",
+    min: 0,
+    max: 65535,
+    help: "also serve sessions over WebSocket on this port, 0 = any free (default: off)",
+  },
+  { key: "wsPath", kind: "string", arg: "<path>", help: "URL path of the WebSocket (default /)" },
 ];
 
 const BY_NAME = new Map(SETTINGS.map((s) => [settingName(s.key), s]));
@@ -367,6 +381,9 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<ServeConf
   }
   if ((config.certFile === undefined) !== (config.keyFile === undefined)) {
     throw invalid("TLS needs both cert-file and key-file");
+  }
+  if (!config.wsPath.startsWith("/")) {
+    throw invalid(`'ws-path' must start with '/', got '${config.wsPath}'`);
   }
   return config;
 }

@@ -7,6 +7,7 @@
 import { adminApp } from "../rpc/admin.ts";
 import { demoMethods } from "../rpc/demo.ts";
 import { RpcServer } from "../rpc/server.ts";
+import { listenWebSocket } from "../transport/websocket_listen.ts";
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { adminPortOf, type ServeConfig } from "./config.ts";
@@ -19,14 +20,17 @@ export interface RunningServer {
   addr: string;
   /** Address of the admin HTTP API, if it runs. */
   adminAddr: string | undefined;
+  /** Address of the WebSocket listener (`ws://host:port/path`), if `wsPort` is set. */
+  wsAddr: string | undefined;
   /** Graceful shutdown: GOAWAY, drain, close. */
   shutdown(): Promise<void>;
 }
 
 /**
  * Starts the demo application (echo and chat rooms) on the configured
- * address, and the admin HTTP API unless `admin` is false (on
- * {@linkcode adminPortOf}).
+ * address, over WebSocket too when `wsPort` is set (at `wsPath`, the same
+ * server: one chat room for both), and the admin HTTP API unless `admin`
+ * is false (on {@linkcode adminPortOf}).
  *
  * @param config Server settings.
  * @returns The running server.
@@ -73,6 +77,24 @@ export function runServer(config: ServeConfig): RunningServer {
     server.shutdown();
     throw error;
   }
+  let wsAddr: string | undefined;
+  if (config.wsPort !== undefined) {
+    // The same RpcServer: WebSocket sessions share topics and broadcasts with TCP ones.
+    const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+    try {
+      const listener = listenWebSocket({
+        url: `${tls ? "wss" : "ws"}://${host}:${config.wsPort}${config.wsPath}`,
+        certFile: config.certFile,
+        keyFile: config.keyFile,
+        maxFrame: config.maxFrame,
+      });
+      server.serve(listener);
+      wsAddr = listener.addr;
+    } catch (error) {
+      server.shutdown();
+      throw error;
+    }
+  }
   let admin: Deno.HttpServer<Deno.NetAddr> | undefined;
   const adminPort = adminPortOf(config);
   if (adminPort !== undefined) {
@@ -103,6 +125,7 @@ export function runServer(config: ServeConfig): RunningServer {
     server,
     addr,
     adminAddr,
+    wsAddr,
     async shutdown() {
       await Promise.all([server.shutdown(), admin?.shutdown()]);
     },

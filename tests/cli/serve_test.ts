@@ -28,6 +28,35 @@ Deno.test("serve prints its addresses, serves the demo and drains on SIGTERM", a
   assert.equal(await new Response(child.stderr).text(), "");
 });
 
+Deno.test("serve --ws-port serves the demo over WebSocket too, in the same rooms", async () => {
+  const child = spawn([
+    "serve",
+    "--port",
+    "0",
+    "--no-admin",
+    "--ws-port",
+    "0",
+    "--ws-path",
+    "/rpc",
+  ]);
+  const out = new Lines(child.stdout);
+  const addr = (await out.until((l) => l.startsWith("streamwire listening on "))).slice(24);
+  const ws = (await out.until((l) => l.startsWith("websocket on "))).slice(13);
+  assert.match(ws, /^ws:\/\/127\.0\.0\.1:\d+\/rpc$/);
+  const viaWs = await connect(ws, { reconnect: false });
+  const viaTcp = await connect(addr, { reconnect: false });
+  assert.equal(viaWs.session?.conn.transport, "ws");
+  for (const client of [viaWs, viaTcp]) {
+    assert.equal(await client.call("chat.join", { room: "lobby" }), true);
+  }
+  assert.equal(await viaWs.call("chat.say", { room: "lobby", text: "hi" }), 2);
+  await Promise.all([viaWs.close(), viaTcp.close()]);
+  child.kill("SIGTERM");
+  await out.until((l) => l === "streamwire stopped");
+  assert.equal((await child.status).code, 0);
+  await child.stderr.cancel();
+});
+
 Deno.test("serve --no-admin runs no admin API", async () => {
   const child = spawn(["serve", "--port", "0", "--no-admin"]);
   const out = new Lines(child.stdout);
