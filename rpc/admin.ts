@@ -19,23 +19,39 @@
  * @module
  */
 
-import { type ErrorHandler, Hono } from "hono";
-import { bearerAuth } from "hono/bearer-auth";
+import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { HTTPException } from "hono/http-exception";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { FrameType, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { getCodec } from "../codec/payload_codec.ts";
 import type { Session } from "../transport/session.ts";
+import { SessionState } from "../transport/session_options.ts";
+import {
+  adminErrors,
+  AdminHttpError,
+  adminNotFound,
+  bearerToken,
+  intQuery,
+  invalid,
+  jsonBody,
+  optionalJsonBody,
+} from "./_admin_http.ts";
 import type { RpcServer } from "./server.ts";
 
-/** The admin API as a fetch handler (a Hono app underneath). */
-export interface AdminApp {
-  /** Handles one HTTP request: pass it to `Deno.serve`. */
-  fetch(request: Request): Response | Promise<Response>;
-  /** Handles a request without a socket, for tests: a path or URL and request options. */
-  request(input: string | Request | URL, init?: RequestInit): Response | Promise<Response>;
+/** One mutating admin call, for the audit log. */
+export interface AuditEntry {
+  /** When, in ms since epoch. */
+  at: number;
+  /** `kick`, `notify` or `broadcast`. */
+  action: "kick" | "notify" | "broadcast";
+  /** Who asked: the caller's address, and whether a token was checked. */
+  by: { remoteAddr: string | undefined; authenticated: boolean };
+  /** What it acted on: a session id, or a topic (`*` for all). */
+  target: string;
+  /** Details: the reason of a kick, the method of a NOTIFY or BROADCAST. */
+  detail: Record<string, unknown>;
+  /** What came of it: sessions reached, or false if nothing was sent. */
+  result: unknown;
 }
 
 /** Options of {@linkcode adminApp}. */
@@ -44,7 +60,7 @@ export interface AdminOptions {
   token?: string;
   /**
    * Largest request body in bytes, so a client cannot make the admin API
-   * buffer without bound.
+   * buffer without bound; larger bodies get 413.
    *
    * @default {65536}
    */
@@ -55,63 +71,25 @@ export interface AdminOptions {
    * @default {1000}
    */
   maxPageSize?: number;
+  /**
+   * Turns the mutating routes (kick, notify, broadcast) off: they answer
+   * 403 `permission_denied`.
+   *
+   * @default {false}
+   */
+  readOnly?: boolean;
+  /**
+   * Receives one entry per mutating call that was carried out.
+   *
+   * @default {one JSON line on stderr: `{"level":"info","msg":"admin",...}`}
+   */
+  audit?: (entry: AuditEntry) => void;
 }
 
-const HTTP_STATUS: Record<number, ContentfulStatusCode> = {
-  [Status.INVALID_ARGUMENT]: 400,
-  [Status.UNAUTHENTICATED]: 401,
-  [Status.PERMISSION_DENIED]: 403,
-  [Status.NOT_FOUND]: 404,
-  [Status.ALREADY_EXISTS]: 409,
-  [Status.FAILED_PRECONDITION]: 412,
-  [Status.RESOURCE_EXHAUSTED]: 429,
-  [Status.UNIMPLEMENTED]: 501,
-  [Status.UNAVAILABLE]: 503,
-  [Status.DEADLINE_EXCEEDED]: 504,
-};
-
-/**
- * Answers errors thrown by admin handlers as JSON `{code, codeName, message}`
- * with a matching HTTP status, so admin clients see the protocol's codes.
- */
-function adminErrors(): ErrorHandler {
-  return function adminErrors(thrown, c) {
-    if (thrown instanceof HTTPException) {
-      const status = thrown.status;
-      const unauthenticated = status === 401;
-      const error = new StreamwireError(
-        unauthenticated ? Status.UNAUTHENTICATED : Status.INVALID_ARGUMENT,
-        unauthenticated ? "Bad or missing bearer token" : thrown.message || "Bad request",
-      );
-      return c.json(
-        { code: error.code, codeName: error.codeName, message: error.message },
-        status as ContentfulStatusCode,
-        unauthenticated ? { "www-authenticate": 'Bearer realm="streamwire"' } : {},
-      );
-    }
-    const error = StreamwireError.from(thrown);
-    return c.json(
-      { code: error.code, codeName: error.codeName, message: error.message },
-      HTTP_STATUS[error.code] ?? 500,
-    );
-  };
-}
-
-function invalid(message: string): StreamwireError {
-  return new StreamwireError(Status.INVALID_ARGUMENT, message);
-}
-
-async function jsonBody(request: Request): Promise<Record<string, unknown>> {
-  let body: unknown;
-  try {
-    body = await request.json();
-  } catch (error) {
-    throw invalid(`Body is not JSON: ${(error as Error).message}`);
-  }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw invalid("Body must be a JSON object");
-  }
-  return body as Record<string, unknown>;
+function logAudit(entry: AuditEntry): void {
+  console.error(
+    JSON.stringify({ level: "info", msg: "admin", ...entry, at: new Date(entry.at).toISOString() }),
+  );
 }
 
 function method(body: Record<string, unknown>): string {
@@ -177,49 +155,69 @@ function prometheus(server: RpcServer): string {
   return lines.join("\n") + "\n";
 }
 
+/** Session states a `GET /sessions?state=` filter takes. */
+const STATES = new Set<string>(Object.values(SessionState));
+
 /**
  * Builds the admin API of `server`:
  *
  * | route | does |
  * | --- | --- |
  * | `GET /health` | `{status, accepting, sessions}` |
+ * | `GET /ready` | 200 `{ready: true}` while accepting, 503 while draining |
  * | `GET /metrics` | Prometheus text format |
- * | `GET /sessions?offset&limit` | a page of sessions |
+ * | `GET /sessions?offset&limit&state&topic&remote` | a page of sessions, filtered by state, topic membership and remote address prefix |
  * | `GET /sessions/:id` | one session |
- * | `DELETE /sessions/:id` | kick (ERROR `aborted`, close); body `{reason}` optional |
+ * | `DELETE /sessions/:id` | kick (ERROR `aborted` carrying the reason, close); body `{reason}` optional |
  * | `POST /sessions/:id/notify` | NOTIFY `{method, params}` to one session |
  * | `GET /topics` | topics and member counts |
  * | `POST /broadcast` | BROADCAST `{method, params, topic?}` |
  *
- * Serve it with `Deno.serve({ hostname: "127.0.0.1", port }, app.fetch)`.
+ * Every failure, a 404 included, is JSON `{code, codeName, message}` with
+ * the protocol's status code: 400 for a bad query or body, 401 for a
+ * missing, malformed or wrong bearer token, 403 for a mutating route when
+ * `readOnly`, 404 for an unknown session or route, 413 for a body over
+ * `maxBodyBytes`. Each mutating call carried out is audited.
+ *
+ * Serve it with `Deno.serve({ hostname: "127.0.0.1", port }, app.fetch)`,
+ * or mount it in an app of your own: `app.route("/streamwire", adminApp(server))`.
  *
  * @param server The live server.
- * @param options Token and limits.
- * @returns The app; its `fetch` serves the API.
+ * @param options Token, limits, read-only mode, audit sink.
+ * @returns The Hono app.
  *
  * @example Usage
  * ```ts
  * import { adminApp } from "@streamwire/streamwire/admin";
  * import { Methods, RpcServer } from "@streamwire/streamwire/rpc";
+ * import { type Context, Hono } from "hono";
  * import assert from "node:assert/strict";
  *
  * const server = new RpcServer({ methods: new Methods() });
- * const app = adminApp(server, { token: "s3cret" });
- * assert.equal((await app.request("/health")).status, 401);
- * const res = await app.request("/health", { headers: { authorization: "Bearer s3cret" } });
+ * const app = new Hono().route("/streamwire", adminApp(server, { token: "s3cret" }));
+ * assert.equal((await app.request("/streamwire/health")).status, 401);
+ * const res = await app.request("/streamwire/health", {
+ *   headers: { authorization: "Bearer s3cret" },
+ * });
  * assert.equal((await res.json()).status, "ok");
  * await server.shutdown();
  * ```
  */
-export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminApp {
+export function adminApp(server: RpcServer, options: AdminOptions = {}): Hono {
   const maxPage = options.maxPageSize ?? 1000;
+  const audit = options.audit ?? logAudit;
   const app = new Hono();
   app.onError(adminErrors());
-  if (options.token !== undefined) app.use(bearerAuth({ token: options.token }));
+  app.notFound(adminNotFound());
+  if (options.token !== undefined) app.use(bearerToken(options.token));
   app.use(bodyLimit({
     maxSize: options.maxBodyBytes ?? 64 * 1024,
     onError: () => {
-      throw new StreamwireError(Status.RESOURCE_EXHAUSTED, "Request body too large");
+      throw new AdminHttpError(
+        413,
+        Status.RESOURCE_EXHAUSTED,
+        `Request body larger than maxBodyBytes '${options.maxBodyBytes ?? 64 * 1024}'`,
+      );
     },
   }));
   const transport = server.transport;
@@ -230,6 +228,28 @@ export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminAp
     }
     return session;
   };
+  const mutating = () => {
+    if (options.readOnly) {
+      throw new StreamwireError(
+        Status.PERMISSION_DENIED,
+        "Mutating admin routes are turned off (readOnly)",
+      );
+    }
+  };
+  const record = (c: Context, entry: Omit<AuditEntry, "at" | "by">) => {
+    const info = c.env as { remoteAddr?: { hostname?: string; port?: number } } | undefined;
+    const remote = info?.remoteAddr;
+    audit({
+      at: Date.now(),
+      by: {
+        remoteAddr: remote?.hostname === undefined
+          ? undefined
+          : `${remote.hostname}:${remote.port}`,
+        authenticated: options.token !== undefined,
+      },
+      ...entry,
+    });
+  };
 
   app.get("/health", (c) =>
     c.json({
@@ -237,51 +257,58 @@ export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminAp
       accepting: transport.accepting,
       sessions: transport.sessionCount,
     }));
+  app.get("/ready", (c) => c.json({ ready: transport.accepting }, transport.accepting ? 200 : 503));
   app.get(
     "/metrics",
     (c) => c.text(prometheus(server), 200, { "content-type": "text/plain; version=0.0.4" }),
   );
   app.get("/sessions", (c) => {
-    const offset = Number(c.req.query("offset") ?? 0);
-    const limit = Number(c.req.query("limit") ?? 100);
-    if (!Number.isSafeInteger(offset) || offset < 0) throw invalid(`Bad offset '${offset}'`);
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > maxPage) {
-      throw invalid(`limit must be within 1..${maxPage}, got '${c.req.query("limit")}'`);
+    const offset = intQuery(c, "offset", { min: 0, max: Number.MAX_SAFE_INTEGER, default: 0 });
+    const limit = intQuery(c, "limit", { min: 1, max: maxPage, default: 100 });
+    const state = c.req.query("state");
+    if (state !== undefined && !STATES.has(state)) {
+      throw invalid(`'state' must be one of ${[...STATES].join(", ")}, got '${state}'`);
     }
+    const topic = c.req.query("topic");
+    const remote = c.req.query("remote");
     const page: Record<string, unknown>[] = [];
-    let i = 0;
+    let total = 0;
     for (const session of transport.sessions()) {
-      if (i++ < offset) continue;
-      if (page.length >= limit) break;
+      if (state !== undefined && session.state !== state) continue;
+      if (topic !== undefined && !session.topics.has(topic)) continue;
+      if (remote !== undefined && !session.remoteAddr.startsWith(remote)) continue;
+      if (total++ < offset || page.length >= limit) continue;
       page.push(describe(session));
     }
-    return c.json({ total: transport.sessionCount, offset, sessions: page });
+    return c.json({ total, offset, sessions: page });
   });
   app.get("/sessions/:id", (c) => c.json(describe(find(c.req.param("id")))));
   app.delete("/sessions/:id", async (c) => {
+    mutating();
     const session = find(c.req.param("id"));
-    const text = await c.req.text();
-    const reason = text === "" ? undefined : (await jsonBody(
-      new Request("http://x", {
-        method: "POST",
-        body: text,
-      }),
-    )).reason;
-    transport.kick(session.id, typeof reason === "string" ? reason : undefined);
+    const reason = (await optionalJsonBody(c.req.raw)).reason;
+    if (reason !== undefined && typeof reason !== "string") {
+      throw invalid(`'reason' must be a string, got '${JSON.stringify(reason)}'`);
+    }
+    transport.kick(session.id, reason);
+    record(c, { action: "kick", target: session.id, detail: { reason }, result: true });
     return c.body(null, 204);
   });
   app.post("/sessions/:id/notify", async (c) => {
+    mutating();
     const session = find(c.req.param("id"));
     const body = await jsonBody(c.req.raw);
+    const name = method(body);
     const params = body.params === undefined
       ? new Uint8Array(0)
       : getCodec(session.codec).encode(body.params);
     const sent = transport.unicast(session.id, {
       type: FrameType.NOTIFY,
       seq: 0,
-      method: method(body),
+      method: name,
       params,
     });
+    record(c, { action: "notify", target: session.id, detail: { method: name }, result: sent });
     if (!sent) {
       throw new StreamwireError(
         Status.UNAVAILABLE,
@@ -292,12 +319,16 @@ export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminAp
   });
   app.get("/topics", (c) => c.json({ topics: transport.topics() }));
   app.post("/broadcast", async (c) => {
+    mutating();
     const body = await jsonBody(c.req.raw);
     const topic = body.topic;
     if (topic !== undefined && typeof topic !== "string") {
       throw invalid(`'topic' must be a string, got '${JSON.stringify(topic)}'`);
     }
-    return c.json(server.broadcast(method(body), body.params, { topic }));
+    const name = method(body);
+    const result = server.broadcast(name, body.params, { topic });
+    record(c, { action: "broadcast", target: topic ?? "*", detail: { method: name }, result });
+    return c.json(result);
   });
   return app;
 }
