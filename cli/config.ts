@@ -382,10 +382,23 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<ServeConf
   if ((config.certFile === undefined) !== (config.keyFile === undefined)) {
     throw invalid("TLS needs both cert-file and key-file");
   }
+  if (config.admin && config.adminToken === undefined && !isLoopback(config.adminHost)) {
+    // The admin API kicks sessions and broadcasts: open to the network, it is anyone's.
+    throw invalid(
+      `The admin API on non-loopback host '${config.adminHost}' needs admin-token ` +
+        "(or --no-admin)",
+    );
+  }
   if (!config.wsPath.startsWith("/")) {
     throw invalid(`'ws-path' must start with '/', got '${config.wsPath}'`);
   }
   return config;
+}
+
+/** Whether `host` names the loopback interface only. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" ||
+    /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 /**

@@ -96,6 +96,7 @@ Deno.test("loadConfig refuses bad values and values that make every client fail"
     [["--config", "missing.json"], {}, /missing\.json' cannot be read/],
     [["--config", "list.json"], {}, /must hold an object/],
     [["--cert-file", "c.pem"], {}, /cert-file and key-file/],
+    [["--admin-host", "0.0.0.0"], {}, /non-loopback host '0\.0\.0\.0' needs admin-token/],
   ];
   for (const [args, env, pattern] of cases) {
     await assert.rejects(loadConfig({ args, env, readFile }), (error) => {
@@ -104,6 +105,19 @@ Deno.test("loadConfig refuses bad values and values that make every client fail"
       assert.match(error.message, pattern);
       return true;
     }, `${args.join(" ")} ${JSON.stringify(env)}`);
+  }
+});
+
+Deno.test("the admin API binds beyond loopback only with a token, or is off", async () => {
+  for (
+    const args of [
+      ["--admin-host", "0.0.0.0", "--admin-token", "t"],
+      ["--admin-host", "0.0.0.0", "--no-admin"],
+      ["--admin-host", "127.0.0.2"],
+      ["--admin-host", "localhost"],
+    ]
+  ) {
+    assert.ok(await loadConfig({ args, env: {}, readFile }), args.join(" "));
   }
 });
 
