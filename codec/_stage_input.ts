@@ -15,9 +15,13 @@ export const CONNECT: unique symbol = Symbol("streamwire.stage.connect");
 export interface Connectable<I, O> {
   /**
    * Returns a controller whose `enqueue(chunk)` runs the stage on `chunk` at
-   * once and synchronously, enqueueing what it produces into `next`.
+   * once and synchronously, enqueueing what it produces into `next`; or
+   * `undefined` when the stage may be asynchronous in this runtime, so that
+   * composeStages runs its `transform` and holds later chunks behind it.
    */
-  [CONNECT](next: TransformStreamDefaultController<O>): TransformStreamDefaultController<I>;
+  [CONNECT](
+    next: TransformStreamDefaultController<O>,
+  ): TransformStreamDefaultController<I> | undefined;
 }
 
 /** Whether `stage` has a direct input. */

@@ -71,16 +71,21 @@ export interface DecodeStage extends Transformer<Uint8Array, Message> {
    *
    * @param chunk Bytes as read; messages may be views into it.
    * @param controller Receives the messages.
-   * @returns Nothing: every stage of the decode chain is synchronous.
+   * @returns Nothing where every stage is synchronous (Deno, Node); in a
+   *   web page a promise while a zlib payload inflates, which the next
+   *   chunk must wait for.
    */
-  transform(chunk: Uint8Array, controller: TransformStreamDefaultController<Message>): void;
+  transform(
+    chunk: Uint8Array,
+    controller: TransformStreamDefaultController<Message>,
+  ): void | Promise<void>;
   /**
    * Checks that the byte stream ended on a frame boundary.
    *
    * @param controller The stream's controller.
-   * @returns Nothing.
+   * @returns Nothing, or a promise as for `transform`.
    */
-  flush(controller: TransformStreamDefaultController<Message>): void;
+  flush(controller: TransformStreamDefaultController<Message>): void | Promise<void>;
 }
 
 class ComposedDecodeStage implements DecodeStage {
@@ -123,12 +128,15 @@ class ComposedDecodeStage implements DecodeStage {
     this.#decoder.maxBatchEntries = value;
   }
 
-  transform(chunk: Uint8Array, controller: TransformStreamDefaultController<Message>): void {
-    this.#composed.transform!(chunk, controller);
+  transform(
+    chunk: Uint8Array,
+    controller: TransformStreamDefaultController<Message>,
+  ): void | Promise<void> {
+    return this.#composed.transform!(chunk, controller) as void | Promise<void>;
   }
 
-  flush(controller: TransformStreamDefaultController<Message>): void {
-    this.#composed.flush!(controller);
+  flush(controller: TransformStreamDefaultController<Message>): void | Promise<void> {
+    return this.#composed.flush!(controller) as void | Promise<void>;
   }
 }
 
@@ -245,26 +253,35 @@ class Batched<I, O> implements Transformer<I, O[]> {
     this.#stage = stage;
   }
 
-  transform(chunk: I, controller: TransformStreamDefaultController<O[]>): void {
+  transform(chunk: I, controller: TransformStreamDefaultController<O[]>): void | Promise<void> {
     const gather = this.#gather;
     gather.outer = controller;
+    let held: void | PromiseLike<void>;
     try {
-      this.#stage.transform!(chunk, gather);
+      held = this.#stage.transform!(chunk, gather);
     } finally {
-      const items = gather.take();
-      if (items.length > 0) controller.enqueue(items);
+      this.#emit(controller);
     }
+    // An asynchronous stage (zlib in a web page): what it and the chunks
+    // behind it produce is one more batch, once it is done.
+    if (held !== undefined) return Promise.resolve(held).finally(() => this.#emit(controller));
   }
 
-  flush(controller: TransformStreamDefaultController<O[]>): void {
+  flush(controller: TransformStreamDefaultController<O[]>): void | Promise<void> {
     const gather = this.#gather;
     gather.outer = controller;
+    let held: void | PromiseLike<void>;
     try {
-      this.#stage.flush?.(gather);
+      held = this.#stage.flush?.(gather);
     } finally {
-      const items = gather.take();
-      if (items.length > 0) controller.enqueue(items);
+      this.#emit(controller);
     }
+    if (held !== undefined) return Promise.resolve(held).finally(() => this.#emit(controller));
+  }
+
+  #emit(controller: TransformStreamDefaultController<O[]>): void {
+    const items = this.#gather.take();
+    if (items.length > 0) controller.enqueue(items);
   }
 }
 

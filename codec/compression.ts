@@ -8,24 +8,19 @@
  *
  * LZ4 is plain TypeScript (`_lz4_compress.ts`, `_lz4.ts`) and zlib and
  * Zstandard come from `node:zlib`: importing this module needs no
- * permissions.
+ * permissions. Where the runtime has no `node:zlib` (a web page), zlib and
+ * Zstandard fail with `unimplemented`: a browser inflates zlib
+ * asynchronously instead (`DecompressorStage`), and offers no Zstandard.
  *
  * @module
  */
 
-import {
-  constants as zlibConstants,
-  deflateSync,
-  inflateSync,
-  zstdCompressSync,
-  zstdDecompressSync,
-  type ZstdOptions,
-} from "node:zlib";
 import { Compression, COMPRESSION_NAMES, type CompressionName, Status } from "./constants.ts";
 import { concat } from "./_bytes.ts";
 import { StreamwireError } from "./error.ts";
 import { decodeLz4, payloadTooLarge } from "./_lz4.ts";
 import { lz4CompressFrame } from "./_lz4_compress.ts";
+import { type InflateInfo, type NodeZlib, nodeZlib } from "./_platform.ts";
 
 /** Options of {@linkcode compress}. */
 export interface PayloadCompressOptions {
@@ -106,19 +101,21 @@ export function compress(
       return data;
     case Compression.ZLIB: {
       const level = levelOf(algorithm, options.level);
-      return run(() => deflateSync(data, { level }));
+      const zlib = native(algorithm);
+      return run(() => zlib.deflateSync(data, { level }));
     }
     case Compression.LZ4:
       return run(() => lz4CompressFrame(data));
     case Compression.ZSTD: {
       const level = levelOf(algorithm, options.level);
-      const zstdOptions: ZstdOptions & { pledgedSrcSize: number } = {
+      const zlib = native(algorithm);
+      const zstdOptions = {
         // Writes Frame_Content_Size and sizes the window to the payload
         // (supported at run time, missing from the node:zlib typings).
         pledgedSrcSize: data.length,
-        params: { [zlibConstants.ZSTD_c_compressionLevel]: level },
+        params: { [zlib.constants.ZSTD_c_compressionLevel]: level },
       };
-      return run(() => zstdCompressSync(data, zstdOptions));
+      return run(() => zlib.zstdCompressSync(data, zstdOptions));
     }
     default:
       throw unknownAlgorithm(algorithm);
@@ -259,6 +256,45 @@ function levelOf(algorithm: keyof typeof LEVELS, level: number | undefined): num
   return level;
 }
 
+/**
+ * Whether this runtime compresses and decompresses `algorithm`
+ * synchronously: LZ4 everywhere, zlib and Zstandard where it has
+ * `node:zlib` (not in a web page).
+ *
+ * @param algorithm A compression code.
+ * @returns `true` if {@linkcode compress} and {@linkcode decompress} handle it here.
+ *
+ * @example Usage
+ * ```ts
+ * import { Compression, hasSyncCompression } from "@streamwire/streamwire/codec";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(hasSyncCompression(Compression.LZ4), true);
+ * assert.equal(hasSyncCompression(Compression.ZSTD), "Deno" in globalThis);
+ * ```
+ */
+export function hasSyncCompression(algorithm: Compression): boolean {
+  switch (algorithm) {
+    case Compression.NONE:
+    case Compression.LZ4:
+      return true;
+    case Compression.ZLIB:
+    case Compression.ZSTD:
+      return nodeZlib !== undefined;
+    default:
+      return false;
+  }
+}
+
+/** node:zlib for `algorithm`, or an `unimplemented` error where the runtime has none. */
+function native(algorithm: typeof Compression.ZLIB | typeof Compression.ZSTD): NodeZlib {
+  if (nodeZlib !== undefined) return nodeZlib;
+  throw new StreamwireError(
+    Status.UNIMPLEMENTED,
+    `Compression '${compressionName(algorithm)}' has no synchronous implementation in this runtime`,
+  );
+}
+
 function unknownAlgorithm(algorithm: number): StreamwireError {
   return new StreamwireError(Status.UNIMPLEMENTED, `Unknown compression '${algorithm}'`);
 }
@@ -307,15 +343,16 @@ function fromNode(error: unknown, name: string, maxOutput: number): StreamwireEr
 
 function inflate(data: Uint8Array, maxOutput: number): Uint8Array {
   if (data.length === 0) throw corrupt("zlib", "empty payload");
-  let result: { buffer: Uint8Array; engine: { bytesWritten: number } };
+  const zlib = native(Compression.ZLIB);
+  let result: InflateInfo;
   try {
     // `info` exposes the engine, whose bytesWritten is the input consumed.
-    result = inflateSync(data, {
+    result = zlib.inflateSync(data, {
       info: true,
       // node:zlib wants at least 1; a 1-byte result is refused below.
       maxOutputLength: Math.max(maxOutput, 1),
       chunkSize: chunkSize(data.length),
-    }) as unknown as typeof result;
+    });
   } catch (error) {
     throw fromNode(error, "zlib", maxOutput);
   }
@@ -396,6 +433,7 @@ function zstdFrames(data: Uint8Array, maxOutput: number): number[] {
 }
 
 function unzstd(data: Uint8Array, maxOutput: number): Uint8Array {
+  const zlib = native(Compression.ZSTD);
   const frames = zstdFrames(data, maxOutput);
   const parts: Uint8Array[] = [];
   let total = 0;
@@ -403,7 +441,7 @@ function unzstd(data: Uint8Array, maxOutput: number): Uint8Array {
     const frame = data.subarray(frames[i], frames[i + 1]);
     let part: Uint8Array;
     try {
-      part = zstdDecompressSync(frame, {
+      part = zlib.zstdDecompressSync(frame, {
         maxOutputLength: Math.max(maxOutput - total, 1),
         chunkSize: chunkSize(frame.length),
       });

@@ -6,17 +6,25 @@
  * only the payload is compressed, never the extension block, and inflation
  * stops at `maxFrame`.
  *
+ * In a runtime without synchronous zlib (a web page), the stages inflate
+ * zlib payloads with `DecompressionStream`: `transform` then returns a
+ * promise, and a composed chain holds the frames after it until it settles,
+ * so messages keep their order. They never compress with zlib there: such
+ * frames are sent plain, which every peer accepts.
+ *
  * @module
  */
 
 import {
+  Compression,
   COMPRESSION_NAMES,
   type CompressionName,
   DEFAULT_MAX_FRAME,
   Flag,
   Status,
 } from "./constants.ts";
-import { compress, decompress } from "./compression.ts";
+import { compress, decompress, hasSyncCompression } from "./compression.ts";
+import { inflateAsync } from "./_inflate_async.ts";
 import { StreamwireError } from "./error.ts";
 import type { Frame } from "./frame.ts";
 import { splitBody } from "./message.ts";
@@ -29,6 +37,13 @@ export const DEFAULT_COMPRESSION_THRESHOLD = 1024;
 
 const ALL: readonly CompressionName[] = ["zstd", "lz4", "zlib"];
 const NAME_OF = ["none", "zlib", "lz4", "zstd"] as const;
+/** Codes this runtime compresses synchronously, as a bit mask (all of them where it has node:zlib). */
+const SYNC_MASK = [0, 1, 2, 3].reduce(
+  (mask, code) => hasSyncCompression(code as Compression) ? mask | (1 << code) : mask,
+  0,
+);
+/** Whether zlib frames are inflated asynchronously, with `DecompressionStream` (a web page). */
+const ASYNC_ZLIB = !(SYNC_MASK & (1 << Compression.ZLIB));
 
 /**
  * Options of {@linkcode decompressFrame}, {@linkcode DecompressorStage} and
@@ -124,15 +139,31 @@ export function decompressFrame(frame: Frame, options: DecompressOptions = {}): 
 function decompressWith(frame: Frame, maxFrame: number, mask: number): Frame {
   const algorithm = frame.flags & Flag.COMPRESSION_MASK;
   if (algorithm === 0) return frame;
+  checkAccepted(frame, algorithm, mask);
+  const { ext, payload } = splitBody(frame.flags, frame.body);
+  const room = maxFrame - (ext === undefined ? 0 : 2 + ext.length);
+  const plain = decompress(algorithm as 1 | 2 | 3, payload, { maxOutput: Math.max(0, room) });
+  return plainFrame(frame, ext, plain);
+}
+
+/** {@linkcode decompressWith} for a zlib frame, through `DecompressionStream`. */
+async function inflateLater(frame: Frame, limits: InflateLimits): Promise<Frame> {
+  checkAccepted(frame, Compression.ZLIB, limits.mask);
+  const { ext, payload } = splitBody(frame.flags, frame.body);
+  const room = limits.maxFrame - (ext === undefined ? 0 : 2 + ext.length);
+  return plainFrame(frame, ext, await inflateAsync(payload, Math.max(0, room)));
+}
+
+function checkAccepted(frame: Frame, algorithm: number, mask: number): void {
   if (!(mask & (1 << algorithm))) {
     throw new StreamwireError(
       Status.UNIMPLEMENTED,
       `Frame seq '${frame.seq}' uses compression '${NAME_OF[algorithm]}', which was not accepted`,
     );
   }
-  const { ext, payload } = splitBody(frame.flags, frame.body);
-  const room = maxFrame - (ext === undefined ? 0 : 2 + ext.length);
-  const plain = decompress(algorithm as 1 | 2 | 3, payload, { maxOutput: Math.max(0, room) });
+}
+
+function plainFrame(frame: Frame, ext: Uint8Array | undefined, plain: Uint8Array): Frame {
   return {
     type: frame.type,
     flags: frame.flags & ~Flag.COMPRESSION_MASK,
@@ -169,6 +200,8 @@ export function compressFrame(frame: Frame, options: CompressOptions): Frame {
   const { ext, payload } = splitBody(frame.flags, frame.body);
   if (payload.length < threshold) return frame;
   const code = COMPRESSION_NAMES[algorithm];
+  // Plain is always allowed: a runtime without a synchronous encoder sends plain frames.
+  if (!(SYNC_MASK & (1 << code))) return frame;
   const packed = compress(code, payload);
   if (packed.length >= payload.length) return frame;
   return {
@@ -249,24 +282,34 @@ export class DecompressorStage implements Transformer<Frame, Frame> {
    *
    * @param frame A received frame (checksum already verified).
    * @param controller Receives the plain frame.
+   * @returns Nothing, or a promise where zlib is inflated asynchronously (a
+   *   web page); the frames after it must wait for it.
    * @throws {StreamwireError} `resource_exhausted` past `maxFrame`,
    *   `invalid_argument` for corrupt data, `unimplemented` for an algorithm not accepted.
    */
-  transform(frame: Frame, controller: TransformStreamDefaultController<Frame>): void {
+  transform(
+    frame: Frame,
+    controller: TransformStreamDefaultController<Frame>,
+  ): void | Promise<void> {
+    if (ASYNC_ZLIB && (frame.flags & Flag.COMPRESSION_MASK) === Compression.ZLIB) {
+      return inflateLater(frame, this.#limits).then((plain) => controller.enqueue(plain));
+    }
     controller.enqueue(inflate(frame, this.#limits));
   }
 
   /**
    * Direct input for {@linkcode composeStages}: a controller that runs this
-   * stage on each chunk enqueued into it.
+   * stage on each chunk enqueued into it. None where zlib is inflated
+   * asynchronously: {@linkcode composeStages} then calls `transform` and
+   * holds later chunks while its promise runs.
    *
    * @param next Receives the stage's output.
-   * @returns The controller to enqueue input into.
+   * @returns The controller to enqueue input into, or `undefined`.
    */
   [CONNECT](
     next: TransformStreamDefaultController<Frame>,
-  ): TransformStreamDefaultController<Frame> {
-    return new DecompressorInput(next, this.#limits);
+  ): TransformStreamDefaultController<Frame> | undefined {
+    return ASYNC_ZLIB ? undefined : new DecompressorInput(next, this.#limits);
   }
 }
 

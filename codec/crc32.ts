@@ -4,15 +4,15 @@
  *
  * The native `node:zlib` implementation measured 2.5x to 40x faster than a
  * JavaScript slicing-by-8 table from 64 B up (codec/crc32_bench.ts), so it is
- * used where the runtime provides it.
+ * used where the runtime provides it; a browser uses the JavaScript one.
  *
  * @module
  */
 
-import * as zlib from "node:zlib";
 import { crc32Js } from "./_crc32_js.ts";
+import { nodeZlib } from "./_platform.ts";
 
-const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+const native = nodeZlib?.crc32;
 
 /**
  * CRC-32 of `data`, optionally continuing from the CRC of preceding bytes,

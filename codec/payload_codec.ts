@@ -32,6 +32,7 @@
 // The `pack` and `encode` subpaths load the pure-JS builds: the main entry
 // points probe for native add-ons and need environment permissions to load.
 import * as msgpackr from "msgpackr/pack";
+import * as msgpackrUnpack from "msgpackr/unpack";
 import type { Options as MsgpackOptions } from "msgpackr";
 import { Encoder as CborEncoder } from "cbor-x/encode";
 import type { Options as CborOptions } from "cbor-x";
@@ -40,8 +41,12 @@ import { StreamwireError } from "./error.ts";
 import { packBytes, packScalar, unpackBytes } from "./_msgpack_direct.ts";
 
 const { Packr } = msgpackr;
-/** msgpackr's marker for the never-used 0xC1 byte (present at run time, absent from its types). */
-const C1 = (msgpackr as unknown as { C1: unknown }).C1;
+/**
+ * msgpackr's marker for the never-used 0xC1 byte (present at run time,
+ * absent from its types). From the unpack module: under the browser
+ * condition `msgpackr/pack` does not export it.
+ */
+const C1 = (msgpackrUnpack as unknown as { C1: unknown }).C1;
 
 /** Codec names used in the handshake (PROTOCOL.md 4). */
 export type CodecName = "json" | "msgpack" | "cbor" | "raw";

@@ -184,8 +184,11 @@ class Composed<I, O> implements Stage<I, O> {
     controllers[n - 1] = UNSET;
     for (let i = n - 1; i >= 1; i--) {
       const stage = stages[i];
-      if (isConnectable<unknown, unknown>(stage)) {
-        controllers[i - 1] = stage[CONNECT](controllers[i]);
+      const input = isConnectable<unknown, unknown>(stage)
+        ? stage[CONNECT](controllers[i])
+        : undefined;
+      if (input !== undefined) {
+        controllers[i - 1] = input;
       } else {
         const link = new Link<unknown>(stage, controllers[i]);
         this.#links.unshift(link);

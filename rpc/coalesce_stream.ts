@@ -4,7 +4,7 @@
  * @module
  */
 
-import { setImmediate } from "node:timers";
+import { afterTurn } from "../codec/_platform.ts";
 
 /** Options of {@linkcode CoalesceStream}. */
 export interface CoalesceOptions {
@@ -20,7 +20,8 @@ export interface CoalesceOptions {
  * Collects the chunks that arrive before the event loop moves on (everything
  * written synchronously, plus the microtasks that follow) and emits them as
  * one array. Grouping waits for `setImmediate`, not a timer: `setTimeout(0)`
- * costs about 2 ms in Deno, `setImmediate` only the rest of the turn.
+ * costs about 2 ms in Deno, `setImmediate` only the rest of the turn (in a
+ * browser, which has no `setImmediate`, a `MessageChannel` message).
  *
  * @example Usage
  * ```ts
@@ -62,7 +63,7 @@ export class CoalesceStream<T> extends TransformStream<T, T[]> {
         if (group.length >= max) emit();
         else if (!scheduled) {
           scheduled = true;
-          setImmediate(emit);
+          afterTurn(emit);
         }
       },
       flush() {

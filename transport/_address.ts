@@ -1,7 +1,7 @@
 // Addresses in URL form, both ways: parsing what listen() and dial() are
 // given, formatting what Deno reports. Private to transport/.
 
-import { resolve } from "node:path";
+import { nodeBuiltin } from "../codec/_platform.ts";
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 
@@ -113,7 +113,7 @@ export function checkEndpoint(options: EndpointOptions): Endpoint {
     if (typeof path !== "string" || path === "") {
       throw invalid(`Transport 'unix' needs a 'path', got '${path}'`);
     }
-    return { transport, hostname: "", port: 0, path: resolve(path) };
+    return { transport, hostname: "", port: 0, path: absolute(path) };
   }
   const hostname = options.hostname ?? DEFAULT_HOSTNAME;
   if (typeof hostname !== "string" || hostname === "") {
@@ -176,3 +176,7 @@ export function netError(
       : fallback;
   return new StreamwireError(code, `${message}: ${detail}`, { cause: error });
 }
+
+/** node:path's `resolve` (a Unix socket path made absolute); a web page has no such paths. */
+const absolute: (path: string) => string =
+  nodeBuiltin<{ resolve(path: string): string }>("node:path")?.resolve ?? ((path) => path);

@@ -5,10 +5,22 @@
  * @module
  */
 
-import { timingSafeEqual } from "node:crypto";
 import { type CompressionName, DEFAULT_MAX_FRAME, Status, VERSION } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { CodecName } from "../codec/payload_codec.ts";
+import { nodeBuiltin } from "../codec/_platform.ts";
+
+/** node:crypto's comparison where the runtime has it, else the same XOR fold in JavaScript. */
+const timingSafeEqual = nodeBuiltin<{ timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean }>(
+  "node:crypto",
+)?.timingSafeEqual ?? xorEqual;
+
+/** Equal-length buffers compared without an early exit: every byte is read. */
+function xorEqual(a: Uint8Array, b: Uint8Array): boolean {
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[i];
+  return diff === 0;
+}
 
 /** Codecs in this implementation's order of preference. */
 export const SUPPORTED_CODECS: readonly CodecName[] = ["msgpack", "cbor", "json", "raw"];
