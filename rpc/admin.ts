@@ -81,15 +81,14 @@ export interface AdminOptions {
   /**
    * Receives one entry per mutating call that was carried out.
    *
-   * @default {one JSON line on stderr: `{"level":"info","msg":"admin",...}`}
+   * @default {an `info` line through the server's logger: `{"level":"info","msg":"admin",...}`}
    */
   audit?: (entry: AuditEntry) => void;
 }
 
-function logAudit(entry: AuditEntry): void {
-  console.error(
-    JSON.stringify({ level: "info", msg: "admin", ...entry, at: new Date(entry.at).toISOString() }),
-  );
+/** The default audit sink: the entry as the fields of an `admin` line of the server's log. */
+function logAudit(server: RpcServer): (entry: AuditEntry) => void {
+  return (entry) => server.logger.info("admin", { ...entry, at: new Date(entry.at).toISOString() });
 }
 
 function method(body: Record<string, unknown>): string {
@@ -205,7 +204,7 @@ const STATES = new Set<string>(Object.values(SessionState));
  */
 export function adminApp(server: RpcServer, options: AdminOptions = {}): Hono {
   const maxPage = options.maxPageSize ?? 1000;
-  const audit = options.audit ?? logAudit;
+  const audit = options.audit ?? logAudit(server);
   const app = new Hono();
   app.onError(adminErrors());
   app.notFound(adminNotFound());

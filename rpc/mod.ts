@@ -31,6 +31,8 @@ export * from "./methods.ts";
 export * from "./contract.ts";
 export * from "./typed_client.ts";
 export * from "./reflection.ts";
+export * from "./health.ts";
+export * from "./logger.ts";
 export * from "./interceptor.ts";
 export * from "./peer.ts";
 export * from "./server.ts";

@@ -18,6 +18,9 @@ import type { Session } from "../transport/session.ts";
 import type { Interceptor } from "./interceptor.ts";
 import type { Methods } from "./methods.ts";
 import { withReflection } from "./reflection.ts";
+import { Health, withHealth } from "./health.ts";
+import { asLogger, jsonLogger, type LogFunction, type Logger } from "./logger.ts";
+import { logClosed, logFailure, logOpened } from "./_log.ts";
 import { type ErrorInfo, type PeerLimits, type Push, RpcPeer } from "./peer.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { Status } from "../codec/constants.ts";
@@ -33,6 +36,23 @@ export interface RpcServerOptions extends Omit<ServerOptions, "handler">, PeerLi
    * @default {true}
    */
   reflection?: boolean;
+  /**
+   * Serve `health.check` and `health.watch` (see {@linkcode withHealth}),
+   * answered from {@linkcode RpcServer.health}: this {@linkcode Health}, a
+   * fresh one for `true`, none for `false`.
+   *
+   * @default {true}
+   */
+  health?: boolean | Health;
+  /**
+   * Where the server logs: one line per session opened and closed (with
+   * its counters and close reason), one per failure that `onError` would
+   * get (unless `onError` is given), and the admin API's audit lines. An
+   * object with `debug`, `info`, `warn` and `error`, or one function.
+   *
+   * @default {jsonLogger({ level: "warn" }): failures only, as JSON lines on stderr}
+   */
+  logger?: Logger | LogFunction;
   /**
    * Receives NOTIFY for unregistered methods, with the sending session;
    * what it throws goes to `onError`.
@@ -50,7 +70,7 @@ export interface RpcServerOptions extends Omit<ServerOptions, "handler">, PeerLi
    * `unknown` and a generic message naming the method), failures of NOTIFY
    * handlers, and whatever `onPush` throws.
    *
-   * @default {logs with console.error}
+   * @default {an `error` line through `logger`, with the error's message and stack}
    */
   onError?: (error: unknown, info: ErrorInfo) => void;
 }
@@ -76,6 +96,11 @@ export class RpcServer {
   readonly transport: Server;
   /** The methods served. */
   readonly methods: Methods;
+  /** The health `health.check` and `health.watch` tell, unless turned off. */
+  readonly health: Health | undefined;
+  /** Where this server logs (`logger`, wrapped so that it never throws). */
+  readonly logger: Logger;
+  #shuttingDown = false;
   #peers = new WeakMap<Session, RpcPeer>();
   #serving: Promise<void>[] = [];
 
@@ -87,7 +112,18 @@ export class RpcServer {
   constructor(options: RpcServerOptions) {
     this.methods = options.methods;
     const onPush = options.onPush;
-    const served = options.reflection === false ? options.methods : withReflection(options.methods);
+    const logger = this.logger = asLogger(options.logger ?? jsonLogger({ level: "warn" }));
+    const health = this.health = options.health === false
+      ? undefined
+      : options.health instanceof Health
+      ? options.health
+      : new Health();
+    const withBuiltIns = health === undefined
+      ? options.methods
+      : withHealth(options.methods, health);
+    const served = options.reflection === false ? withBuiltIns : withReflection(withBuiltIns);
+    const onError = options.onError ??
+      ((error: unknown, info: ErrorInfo) => logFailure(logger, error, info));
     this.transport = new Server({
       ...options,
       // A BATCH over maxBatchSize is refused from its count: its entries are never built.
@@ -100,8 +136,10 @@ export class RpcServer {
               ...options,
               methods: served,
               onPush: onPush && ((push) => onPush(session, push)),
+              onError,
             }),
           );
+          logOpened(logger, session);
         },
         message: (session, message) => this.#peers.get(session)?.handle(message),
         drain: (session) => this.#peers.get(session)?.drain() ?? Promise.resolve(),
@@ -110,6 +148,7 @@ export class RpcServer {
             reason ?? new StreamwireError(Status.UNAVAILABLE, "Connection closed"),
           );
           this.#peers.delete(session);
+          logClosed(logger, session, reason, this.#shuttingDown);
         },
       },
     });
@@ -172,12 +211,22 @@ export class RpcServer {
   }
 
   /**
-   * Graceful shutdown: GOAWAY, drain in-flight calls up to the deadline, close.
+   * Graceful shutdown: health turns `NOT_SERVING` (watchers are sent it
+   * first), then GOAWAY, drain in-flight calls up to the deadline, close.
    *
    * @param options Drain deadline in ms.
    * @returns Resolves once everything is closed.
    */
   async shutdown(options: { deadlineMs?: number } = {}): Promise<void> {
+    this.#shuttingDown = true;
+    const health = this.health;
+    if (health !== undefined) {
+      // Before GOAWAY: each watcher's NOT_SERVING is queued on its session
+      // once this resolves, and the GOAWAY queued after it follows it out.
+      // Without watchers, accepting ends at once, in this call.
+      const told = health.shutdown();
+      if (health.watchers > 0) await told;
+    }
     await this.transport.shutdown(options);
     await Promise.allSettled(this.#serving);
   }
