@@ -7,7 +7,7 @@
  */
 
 /** The transports a {@linkcode Connection} can run over. */
-export type TransportName = "tcp" | "tls" | "unix" | "memory" | "ws" | "wss";
+export type TransportName = "tcp" | "tls" | "unix" | "memory" | "quic" | "ws" | "wss";
 
 /**
  * A bidirectional byte stream to one peer: TCP, TLS, a Unix socket or an

@@ -7,8 +7,15 @@
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Connection, ConnectionOptions } from "./connection.ts";
-import { type Endpoint, formatEndpoint, netError, toEndpoint } from "./_address.ts";
+import {
+  type Endpoint,
+  type EndpointOptions,
+  formatEndpoint,
+  netError,
+  toEndpoint,
+} from "./_address.ts";
 import { checkReadSizes, SocketConnection } from "./_socket_connection.ts";
+import { dialQuic, isQuic, type QuicDialOptions } from "./quic.ts";
 import { dialWebSocketOver } from "./_websocket_client.ts";
 import { isWebSocketTarget } from "./_websocket_frames.ts";
 import type { WebSocketDialTarget } from "./websocket_dial.ts";
@@ -18,11 +25,11 @@ export { type EndpointOptions, parseAddress, type SocketTransport } from "./_add
 /** Options of {@linkcode dial}. */
 export interface DialOptions extends ConnectionOptions {
   /**
-   * The socket kind.
+   * The socket kind; `"quic"` dials with {@linkcode dialQuic}.
    *
    * @default {"tcp"}
    */
-  transport?: "tcp" | "tls" | "unix";
+  transport?: "tcp" | "tls" | "unix" | "quic";
   /**
    * The host to connect to (tcp, tls); for tls also the name the server's
    * certificate must carry.
@@ -193,7 +200,8 @@ async function open(
  * closed at once.
  *
  * @param options Where and how to connect, or a URL: `tcp://127.0.0.1:9000`,
- * `tls://example.com:9443`, `unix:///run/app.sock`; `ws://host:port/path`,
+ * `tls://example.com:9443`, `unix:///run/app.sock`; `quic://…` and
+ * `transport: "quic"` go to {@linkcode dialQuic}; `ws://host:port/path`,
  * `wss://…` or `{ url, ...WebSocketDialOptions }` open a WebSocket with
  * streamwire's own client (docs/PROTOCOL.md, "WebSocket").
  * @returns The open connection.
@@ -252,7 +260,9 @@ export async function dial(
   if (isWebSocketTarget(options)) {
     return await dialWebSocketOver(options as WebSocketDialTarget | string | URL, dial);
   }
-  const endpoint = toEndpoint(options as DialOptions | string | URL);
+  // QUIC (experimental) has a module of its own.
+  if (isQuic(options)) return await dialQuic(options as QuicDialOptions | string | URL);
+  const endpoint = toEndpoint(options as EndpointOptions | string | URL);
   const settings: DialOptions = typeof options === "string" || options instanceof URL
     ? {}
     : options as DialOptions;

@@ -9,6 +9,7 @@ import { StreamwireError } from "../codec/error.ts";
 import type { Connection, ConnectionOptions, Listener } from "./connection.ts";
 import {
   type Endpoint,
+  type EndpointOptions,
   formatAddr,
   formatEndpoint,
   netError,
@@ -16,17 +17,18 @@ import {
   toEndpoint,
 } from "./_address.ts";
 import { checkReadSizes, SocketConnection } from "./_socket_connection.ts";
+import { isQuic, listenQuic, type QuicListenOptions } from "./quic.ts";
 import { isWebSocketTarget } from "./_websocket_frames.ts";
 import { listenWebSocket, type WebSocketListenOptions } from "./websocket_listen.ts";
 
 /** Options of {@linkcode listen}. */
 export interface ListenOptions extends ConnectionOptions {
   /**
-   * The socket kind.
+   * The socket kind; `"quic"` listens with {@linkcode listenQuic}.
    *
    * @default {"tcp"}
    */
-  transport?: "tcp" | "tls" | "unix";
+  transport?: "tcp" | "tls" | "unix" | "quic";
   /**
    * The address to bind (tcp, tls). Loopback by default, so that nothing is
    * exposed to the network by accident; `"0.0.0.0"` listens everywhere.
@@ -181,7 +183,8 @@ class SocketListener implements Listener {
  *
  * @param options Where and how to listen, or a URL: `tcp://127.0.0.1:9000`,
  * `tls://0.0.0.0:9443` (then `cert` and `key` need the options object),
- * `unix:///run/app.sock`; `ws://host:port/path`, `wss://…` (then `cert` and
+ * `unix:///run/app.sock`; `quic://…` and `transport: "quic"` go to
+ * {@linkcode listenQuic}; `ws://host:port/path`, `wss://…` (then `cert` and
  * `key` need the options object) or `{ url, ...WebSocketListenOptions }`
  * go to {@linkcode listenWebSocket}.
  * @returns A listener: iterate it for connections, close it to stop.
@@ -228,7 +231,9 @@ export function listen(options: ListenOptions | WebSocketListenOptions | string 
   if (isWebSocketTarget(options)) {
     return listenWebSocket(options as WebSocketListenOptions | string | URL);
   }
-  const endpoint = toEndpoint(options as ListenOptions | string | URL);
+  // QUIC (experimental) has a module of its own.
+  if (isQuic(options)) return listenQuic(options as QuicListenOptions | string | URL);
+  const endpoint = toEndpoint(options as EndpointOptions | string | URL);
   const settings: ListenOptions = typeof options === "string" || options instanceof URL
     ? {}
     : options as ListenOptions;

@@ -23,6 +23,7 @@
 export * from "./connection.ts";
 export * from "./listen.ts";
 export * from "./dial.ts";
+export * from "./quic.ts";
 export * from "./websocket_listen.ts";
 export * from "./websocket_dial.ts";
 export * from "./memory.ts";

@@ -914,7 +914,7 @@ Deno.test("listen and connect reject bad URLs and options with invalid_argument"
     "unix:///",
     new URL("udp://host:1"),
     { transport: "unix" },
-    { transport: "quic" as "tcp" },
+    { transport: "sctp" as "tcp" },
     { port: -1 },
     { port: 1.5 },
     { hostname: "" },
