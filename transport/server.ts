@@ -101,6 +101,18 @@ export interface BroadcastOptions {
   exclude?: Session;
 }
 
+/**
+ * Observes a server from outside (a cluster layer): topics gaining their
+ * first member or losing their last, sessions opening after the handshake
+ * and closing.
+ */
+export interface ServerWatcher {
+  /** A topic got its first member (`active` true) or lost its last (false). */
+  topic?(topic: string, active: boolean): void;
+  /** A session completed its handshake (`open` true) or closed after it (false). */
+  session?(session: Session, open: boolean): void;
+}
+
 const DEFAULTS = {
   maxConnections: 10_000,
   handshakeTimeoutMs: 5_000,
@@ -151,6 +163,7 @@ export class Server {
   #sweep: Timer | undefined;
   #accepting = true;
   #internal: SessionHandler;
+  #watchers = new Set<ServerWatcher>();
 
   /**
    * Creates a server; it accepts nothing until {@linkcode Server.serve} or
@@ -169,11 +182,25 @@ export class Server {
     const user = options.handler;
     this.#internal = {
       message: (session, message) => user.message(session, message),
-      open: (session) => user.open?.(session),
+      open: (session) => {
+        user.open?.(session);
+        for (const w of this.#watchers) w.session?.(session, true);
+      },
       goaway: (session, message) => user.goaway?.(session, message),
       drain: user.drain && ((session) => user.drain!(session)),
       close: (session, reason) => this.#closed(session, reason),
     };
+  }
+
+  /**
+   * Adds an observer of topic activity and session lifetime.
+   *
+   * @param watcher Its callbacks; what they throw is not caught.
+   * @returns A function that removes it.
+   */
+  watch(watcher: ServerWatcher): () => void {
+    this.#watchers.add(watcher);
+    return () => this.#watchers.delete(watcher);
   }
 
   /** Number of sessions, handshaking ones included. */
@@ -281,9 +308,11 @@ export class Server {
       );
     }
     let members = this.#topics.get(topic);
+    const first = members === undefined;
     if (members === undefined) this.#topics.set(topic, members = new Set());
     members.add(session);
     session.topics.add(topic);
+    if (first) { for (const w of this.#watchers) w.topic?.(topic, true); }
   }
 
   /**
@@ -297,7 +326,10 @@ export class Server {
     if (!session.topics.delete(topic)) return false;
     const members = this.#topics.get(topic);
     members?.delete(session);
-    if (members?.size === 0) this.#topics.delete(topic);
+    if (members?.size === 0) {
+      this.#topics.delete(topic);
+      for (const w of this.#watchers) w.topic?.(topic, false);
+    }
     return true;
   }
 
@@ -470,6 +502,9 @@ export class Server {
       this.metrics.handshakeFailures++;
     }
     this.#options.handler.close?.(session, reason);
+    if (session.settings !== undefined) {
+      for (const w of this.#watchers) w.session?.(session, false);
+    }
     if (this.#sessions.size === 0 && !this.#accepting) this.#stopSweep();
   }
 
