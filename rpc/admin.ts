@@ -38,6 +38,19 @@ import {
 } from "./_admin_http.ts";
 import type { RpcServer } from "./server.ts";
 
+/**
+ * The admin API as a fetch handler. The value is the Hono app itself, so
+ * it mounts under an application's own: `app.mount("/streamwire",
+ * admin.fetch)`, or `app.route("/streamwire", admin as Hono)` to keep Hono's
+ * routing.
+ */
+export interface AdminApp {
+  /** Handles one HTTP request: pass it to `Deno.serve`. */
+  fetch(request: Request, env?: unknown): Response | Promise<Response>;
+  /** Handles a request without a socket, for tests: a path or URL and request options. */
+  request(input: string | Request | URL, init?: RequestInit): Response | Promise<Response>;
+}
+
 /** One mutating admin call, for the audit log. */
 export interface AuditEntry {
   /** When, in ms since epoch. */
@@ -179,11 +192,11 @@ const STATES = new Set<string>(Object.values(SessionState));
  * `maxBodyBytes`. Each mutating call carried out is audited.
  *
  * Serve it with `Deno.serve({ hostname: "127.0.0.1", port }, app.fetch)`,
- * or mount it in an app of your own: `app.route("/streamwire", adminApp(server))`.
+ * or mount it in an app of your own: `app.mount("/streamwire", admin.fetch)`.
  *
  * @param server The live server.
  * @param options Token, limits, read-only mode, audit sink.
- * @returns The Hono app.
+ * @returns The app (a Hono app); its `fetch` serves the API.
  *
  * @example Usage
  * ```ts
@@ -193,7 +206,7 @@ const STATES = new Set<string>(Object.values(SessionState));
  * import assert from "node:assert/strict";
  *
  * const server = new RpcServer({ methods: new Methods() });
- * const app = new Hono().route("/streamwire", adminApp(server, { token: "s3cret" }));
+ * const app = new Hono().mount("/streamwire", adminApp(server, { token: "s3cret" }).fetch);
  * assert.equal((await app.request("/streamwire/health")).status, 401);
  * const res = await app.request("/streamwire/health", {
  *   headers: { authorization: "Bearer s3cret" },
@@ -202,7 +215,7 @@ const STATES = new Set<string>(Object.values(SessionState));
  * await server.shutdown();
  * ```
  */
-export function adminApp(server: RpcServer, options: AdminOptions = {}): Hono {
+export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminApp {
   const maxPage = options.maxPageSize ?? 1000;
   const audit = options.audit ?? logAudit(server);
   const app = new Hono();
