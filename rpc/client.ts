@@ -9,9 +9,8 @@ import { FrameType, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { dial, type DialOptions } from "../transport/dial.ts";
 import type { Connection } from "../transport/connection.ts";
-import type { HelloOptions } from "../transport/handshake.ts";
 import { openSession } from "../transport/open_session.ts";
-import type { Session, SessionLimits, SessionStages } from "../transport/session.ts";
+import type { Session } from "../transport/session.ts";
 import { AutoBatcher, sendBatched } from "./_autobatch.ts";
 import { type Caller, callerOf, type Pending } from "./_caller.ts";
 import { logError } from "./_dispatcher.ts";
@@ -19,102 +18,23 @@ import { Outgoing } from "./_outgoing.ts";
 import { Waiting } from "./_waiting.ts";
 import type { Contract, ContractShape, TypedClient } from "./contract.ts";
 import type { Call, Interceptor } from "./interceptor.ts";
-import type { Methods } from "./methods.ts";
 import {
   type BatchCall,
   type BatchOutcome,
   type CallOptions,
   type ErrorInfo,
-  type PeerLimits,
   type Push,
   RpcPeer,
 } from "./peer.ts";
 import { traceContext } from "./trace.ts";
 import { typedClient } from "./typed_client.ts";
 import { backoffDelay, RECONNECT_DEFAULTS, type ReconnectOptions } from "./_backoff.ts";
+import { type ClientOptions, ClientState } from "./client_options.ts";
 
 export { backoffDelay, type ReconnectOptions };
+export { type ClientOptions, ClientState } from "./client_options.ts";
 
 type Timer = ReturnType<typeof setTimeout>;
-
-/** States of a client connection (the seed protocol's client state machine). */
-export const ClientState = {
-  /** No connection; calls wait for the next one or fail. */
-  DISCONNECTED: "disconnected",
-  /** Opening the socket. */
-  CONNECTING: "connecting",
-  /** Socket open, handshake not started. */
-  CONNECTED: "connected",
-  /** HELLO sent, waiting for HELLO_ACK. */
-  AUTHENTICATING: "authenticating",
-  /** Handshake done: calls flow. */
-  READY: "ready",
-  /** Closing on request; terminal once closed. */
-  CLOSING: "closing",
-} as const;
-
-/** A client state. */
-export type ClientState = typeof ClientState[keyof typeof ClientState];
-
-/** Options of {@linkcode connect}. */
-export interface ClientOptions extends HelloOptions, PeerLimits, SessionLimits {
-  /** Methods the server may call on this client (even call ids). */
-  methods?: Methods;
-  /**
-   * The user's own inbound stages (a tap, metrics, decryption), or a
-   * function making a fresh set per connection for stages that keep state.
-   */
-  inbound?: SessionStages | (() => SessionStages);
-  /** The user's own outbound stages, or a function making them per connection. */
-  outbound?: SessionStages | (() => SessionStages);
-  /** Reconnection policy, or `false` to fail everything when the connection drops. */
-  reconnect?: ReconnectOptions | false;
-  /**
-   * Wrap every call the client makes (`call.side` is `"caller"`) and every
-   * call it serves from `methods` (`"callee"`), first one outermost. A list
-   * given here replaces the default: include `traceContext()` to keep
-   * sending the active span's `traceparent`, or leave it out (`[]`) to send
-   * none.
-   *
-   * @default {[traceContext()]}
-   */
-  interceptors?: Interceptor[];
-  /**
-   * Receives what fails on this side unseen by the server: errors of the
-   * methods it serves that are not `StreamwireError`s, and whatever a
-   * {@linkcode RpcClient.subscribe} callback throws.
-   *
-   * @default {logs with console.error}
-   */
-  onError?: (error: unknown, info: ErrorInfo) => void;
-  /**
-   * Coalesce unary calls made in the same event-loop turn into one BATCH.
-   * Calls with a signal, metadata or trace context are sent on their own;
-   * calls with different timeouts go in different BATCHes.
-   *
-   * @default {false}
-   */
-  autoBatch?: boolean;
-  /**
-   * Calls (of every kind) waiting for a connection while the client
-   * connects or reconnects; more fail with `resource_exhausted`.
-   *
-   * @default {1000}
-   */
-  maxQueuedCalls?: number;
-  /**
-   * Pushes (NOTIFY, BROADCAST) buffered for {@linkcode RpcClient.pushes}
-   * when its reader falls behind; beyond it newer pushes are dropped and
-   * counted (pushes are at-most-once, PROTOCOL.md 5).
-   *
-   * @default {1024}
-   */
-  maxBufferedPushes?: number;
-  /** How long the handshake may take, in ms. @default {5000} */
-  handshakeTimeoutMs?: number;
-  /** Opens connections instead of dialing `target`, such as a memory pair's end. */
-  dial?: () => Promise<Connection>;
-}
 
 /**
  * A client of one server address, reconnecting as needed.
