@@ -4,7 +4,8 @@
 import { X509Certificate } from "node:crypto";
 import { StreamwireError } from "../codec/error.ts";
 import { CliError, type Command } from "./_command.ts";
-import { loadConfig, SERVE_USAGE } from "./config.ts";
+import { jsonLogger } from "../rpc/logger.ts";
+import { effectiveSettings, loadConfig, SERVE_USAGE } from "./config.ts";
 import { runServer } from "./run_server.ts";
 
 const [USAGE_LINE, ...HELP] = SERVE_USAGE.split("\n");
@@ -37,9 +38,11 @@ export const serveCommand: Command = {
     if (config.certFile !== undefined) {
       certificateWarning(config.certFile, io.stderr.line.bind(io.stderr));
     }
+    // Log lines share standard error, and its batching, with the warnings.
+    const logger = jsonLogger({ level: config.logLevel, write: (line) => io.stderr.line(line) });
     let running;
     try {
-      running = runServer(config);
+      running = runServer(config, { logger });
     } catch (error) {
       // A port in use, an unresolvable host, an unreadable TLS file.
       const e = StreamwireError.from(error);
@@ -54,6 +57,12 @@ export const serveCommand: Command = {
         `admin API on ${running.adminAddr}${config.adminToken ? " (token required)" : ""}`,
       );
     }
+    logger.info("started", {
+      addr: running.addr,
+      wsAddr: running.wsAddr,
+      adminAddr: running.adminAddr,
+      settings: effectiveSettings(config),
+    });
     await io.stdout.flush();
     if (!io.signal.aborted) {
       await new Promise((resolve) => io.signal.addEventListener("abort", resolve, { once: true }));
@@ -65,7 +74,13 @@ export const serveCommand: Command = {
       }: draining up to ${config.drainTimeoutMs} ms`,
     );
     await io.stdout.flush();
+    logger.info("stopping", {
+      reason: reason instanceof Error ? reason.message : undefined,
+      drainTimeoutMs: config.drainTimeoutMs,
+    });
     await running.shutdown();
+    logger.info("stopped");
+    await io.stderr.flush();
     io.stdout.line("streamwire stopped");
   },
 };

@@ -12,6 +12,7 @@ import { parse as parseToml } from "smol-toml";
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { DEFAULT_WINDOW, MIN_HEARTBEAT_MS } from "../transport/handshake.ts";
+import { LOG_LEVELS, type LogLevel } from "../rpc/logger.ts";
 import { nearest } from "./_nearest.ts";
 
 /** Settings of the server entry. */
@@ -56,6 +57,11 @@ export interface ServeConfig {
   wsPort: number | undefined;
   /** URL path the WebSocket listener serves. */
   wsPath: string;
+  /**
+   * Least severe log line written on stderr (JSON lines: start-up, sessions,
+   * failures, admin actions); also `STREAMWIRE_LOG` in the environment.
+   */
+  logLevel: LogLevel;
 }
 
 /**
@@ -82,6 +88,7 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   adminToken: undefined,
   wsPort: undefined,
   wsPath: "/",
+  logLevel: "info",
 });
 
 /**
@@ -99,13 +106,25 @@ interface Setting {
   min?: number;
   max?: number;
   arg?: string;
+  /** The values a string may take. */
+  values?: readonly string[];
+  /** Environment variables read as this setting too; its own name wins over them. */
+  aliases?: readonly string[];
+  /** A secret: never logged. */
+  secret?: boolean;
   help: string;
 }
 
 const SETTINGS: readonly Setting[] = [
   { key: "host", kind: "string", arg: "<host>", help: "interface to bind (default 127.0.0.1)" },
   { key: "port", kind: "int", min: 0, max: 65535, help: "TCP port, 0 = any free (default 9000)" },
-  { key: "token", kind: "string", arg: "<secret>", help: "require this token in HELLO" },
+  {
+    key: "token",
+    kind: "string",
+    arg: "<secret>",
+    secret: true,
+    help: "require this token in HELLO",
+  },
   {
     key: "maxConnections",
     kind: "int",
@@ -171,7 +190,13 @@ const SETTINGS: readonly Setting[] = [
     arg: "<host>",
     help: "admin API interface (default 127.0.0.1)",
   },
-  { key: "adminToken", kind: "string", arg: "<secret>", help: "bearer token for the admin API" },
+  {
+    key: "adminToken",
+    kind: "string",
+    arg: "<secret>",
+    secret: true,
+    help: "bearer token for the admin API",
+  },
   {
     key: "wsPort",
     kind: "int",
@@ -180,10 +205,20 @@ const SETTINGS: readonly Setting[] = [
     help: "also serve sessions over WebSocket on this port, 0 = any free (default: off)",
   },
   { key: "wsPath", kind: "string", arg: "<path>", help: "URL path of the WebSocket (default /)" },
+  {
+    key: "logLevel",
+    kind: "string",
+    arg: "<level>",
+    values: LOG_LEVELS,
+    aliases: ["STREAMWIRE_LOG"],
+    help: "log lines on stderr: debug, info, warn, error or off (default info; env STREAMWIRE_LOG)",
+  },
 ];
 
 const BY_NAME = new Map(SETTINGS.map((s) => [settingName(s.key), s]));
-const BY_ENV = new Map(SETTINGS.map((s) => [envName(s.key), s]));
+const BY_ENV = new Map(
+  SETTINGS.flatMap((s) => [envName(s.key), ...s.aliases ?? []].map((name) => [name, s] as const)),
+);
 /** `STREAMWIRE_*` variables that are not settings but are known. */
 const OTHER_ENV = new Set(["STREAMWIRE_CONFIG", "STREAMWIRE_VECTORS"]);
 
@@ -225,6 +260,11 @@ function coerce(setting: Setting, value: unknown, source: string): unknown {
   if (typeof value !== "string" || value === "") {
     throw invalid(
       `${source}: '${name}' must be a non-empty string, got '${JSON.stringify(value)}'`,
+    );
+  }
+  if (setting.values !== undefined && !setting.values.includes(value)) {
+    throw invalid(
+      `${source}: '${name}' must be one of ${setting.values.join(", ")}, got '${value}'`,
     );
   }
   return value;
@@ -373,6 +413,8 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<ServeConf
       );
       continue;
     }
+    // An alias gives way to the setting's own variable, whatever the order.
+    if (name !== envName(setting.key) && env[envName(setting.key)] !== undefined) continue;
     set(setting, value, `environment ${name}`);
   }
   for (const setting of SETTINGS) {
@@ -393,6 +435,34 @@ export async function loadConfig(sources: ConfigSources = {}): Promise<ServeConf
     throw invalid(`'ws-path' must start with '/', got '${config.wsPath}'`);
   }
   return config;
+}
+
+/**
+ * The settings of `config` for a log line, by their file and flag names,
+ * secrets (`token`, `admin-token`) replaced by `"[redacted]"` when set.
+ *
+ * @param config The configuration.
+ * @returns Each setting that has a value.
+ *
+ * @example Usage
+ * ```ts
+ * import { DEFAULT_CONFIG, effectiveSettings } from "@streamwire/streamwire/cli";
+ * import assert from "node:assert/strict";
+ *
+ * const shown = effectiveSettings({ ...DEFAULT_CONFIG, token: "s3cret" });
+ * assert.equal(shown["token"], "[redacted]");
+ * assert.equal(shown["max-connections"], 10_000);
+ * assert.ok(!("admin-token" in shown));
+ * ```
+ */
+export function effectiveSettings(config: ServeConfig): Record<string, unknown> {
+  const shown: Record<string, unknown> = {};
+  for (const setting of SETTINGS) {
+    const value = config[setting.key];
+    if (value === undefined) continue;
+    shown[settingName(setting.key)] = setting.secret ? "[redacted]" : value;
+  }
+  return shown;
 }
 
 /** Whether `host` names the loopback interface only. */

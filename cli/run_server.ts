@@ -7,10 +7,21 @@
 import { adminApp } from "../rpc/admin.ts";
 import { demoMethods } from "../rpc/demo.ts";
 import { RpcServer } from "../rpc/server.ts";
+import { jsonLogger, type LogFunction, type Logger } from "../rpc/logger.ts";
 import { listenWebSocket } from "../transport/websocket_listen.ts";
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { adminPortOf, type ServeConfig } from "./config.ts";
+
+/** Options of {@linkcode runServer} beside its settings. */
+export interface RunServerOptions {
+  /**
+   * Where the server logs (see `RpcServer`'s `logger`).
+   *
+   * @default {JSON lines on stderr at the configured `logLevel`}
+   */
+  logger?: Logger | LogFunction;
+}
 
 /** A running server. */
 export interface RunningServer {
@@ -33,6 +44,7 @@ export interface RunningServer {
  * is false (on {@linkcode adminPortOf}).
  *
  * @param config Server settings.
+ * @param options Where to log.
  * @returns The running server.
  * @throws {StreamwireError} When a port cannot be bound (`unavailable`,
  *   `permission_denied`) or a TLS file cannot be read (`invalid_argument`);
@@ -51,8 +63,9 @@ export interface RunningServer {
  * await running.shutdown();
  * ```
  */
-export function runServer(config: ServeConfig): RunningServer {
+export function runServer(config: ServeConfig, options: RunServerOptions = {}): RunningServer {
   const server: RpcServer = new RpcServer({
+    logger: options.logger ?? jsonLogger({ level: config.logLevel }),
     methods: demoMethods(() => server),
     maxConnections: config.maxConnections,
     heartbeatMs: config.heartbeatMs,
