@@ -4,6 +4,7 @@
  * @module
  */
 
+import { demoAssets } from "../browser/demo_assets.ts";
 import { adminApp } from "../rpc/admin.ts";
 import { demoMethods } from "../rpc/demo.ts";
 import { RpcServer } from "../rpc/server.ts";
@@ -41,7 +42,8 @@ export interface RunningServer {
  * Starts the demo application (echo and chat rooms) on the configured
  * address, over WebSocket too when `wsPort` is set (at `wsPath`, the same
  * server: one chat room for both), and the admin HTTP API unless `admin`
- * is false (on {@linkcode adminPortOf}).
+ * is false (on {@linkcode adminPortOf}), with the browser demo page at its
+ * `/` when WebSocket is on.
  *
  * @param config Server settings.
  * @param options Where to log.
@@ -112,11 +114,18 @@ export function runServer(config: ServeConfig, options: RunServerOptions = {}): 
   const adminPort = adminPortOf(config);
   if (adminPort !== undefined) {
     try {
+      const api = adminApp(server, { token: config.adminToken }).fetch;
+      // With WebSocket on, the demo page (`/`) and the browser bundle
+      // (`/streamwire.js`) are served here too, without the admin token
+      // (docs/BROWSER.md); the page connects to the WebSocket port.
+      const page = wsAddr === undefined ? undefined : demoAssets({
+        webSocket: { port: Number(new URL(wsAddr).port), path: config.wsPath, secure: tls },
+      });
       admin = Deno.serve({
         hostname: config.adminHost,
         port: adminPort,
         onListen: () => {},
-      }, adminApp(server, { token: config.adminToken }).fetch);
+      }, page === undefined ? api : (request, info) => page(request) ?? api(request, info));
     } catch (error) {
       server.shutdown();
       const code = error instanceof Deno.errors.AddrInUse
