@@ -56,6 +56,8 @@ export const serveCommand: Command = {
       io.stdout.line(
         `admin API on ${running.adminAddr}${config.adminToken ? " (token required)" : ""}`,
       );
+      // The browser demo needs the WebSocket port for its sessions.
+      if (running.wsAddr) io.stdout.line(`demo page on ${running.adminAddr}/`);
     }
     logger.info("started", {
       addr: running.addr,
