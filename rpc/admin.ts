@@ -37,6 +37,8 @@ import {
   optionalJsonBody,
 } from "./_admin_http.ts";
 import type { RpcServer } from "./server.ts";
+import { serverRegistry } from "./_prometheus.ts";
+import type { Registry } from "prom-client";
 
 /**
  * The admin API as a fetch handler. The value is the Hono app itself, so
@@ -125,46 +127,71 @@ function describe(session: Session): Record<string, unknown> {
   };
 }
 
-function prometheus(server: RpcServer): string {
-  const t = server.transport;
-  const lines: string[] = [];
-  const metric = (name: string, type: string, help: string, value: number) => {
-    lines.push(`# HELP streamwire_${name} ${help}`, `# TYPE streamwire_${name} ${type}`);
-    lines.push(`streamwire_${name} ${value}`);
-  };
-  metric("sessions", "gauge", "Sessions held, handshaking ones included.", t.sessionCount);
-  metric("topics", "gauge", "Topics with at least one member.", t.topics().length);
-  const m = t.metrics;
-  metric("accepted_total", "counter", "Connections accepted into a session.", m.accepted);
-  metric(
-    "rejected_total",
-    "counter",
-    "Connections refused when full or shutting down.",
-    m.rejected,
-  );
-  metric("handshake_failures_total", "counter", "Failed handshakes.", m.handshakeFailures);
-  metric("closed_total", "counter", "Sessions closed.", m.closed);
-  metric("slow_consumers_total", "counter", "Sessions dropped as slow consumers.", m.slowConsumers);
-  metric("dead_peers_total", "counter", "Sessions closed for heartbeat silence.", m.deadPeers);
-  metric("broadcasts_total", "counter", "Broadcasts sent.", m.broadcasts);
-  metric(
-    "broadcast_deliveries_total",
-    "counter",
-    "Broadcast frames queued.",
-    m.broadcastDeliveries,
-  );
-  let framesIn = 0, framesOut = 0, bytesIn = 0, bytesOut = 0;
-  for (const s of t.sessions()) {
-    framesIn += s.stats.framesIn;
-    framesOut += s.stats.framesOut;
-    bytesIn += s.stats.bytesIn;
-    bytesOut += s.stats.bytesOut;
-  }
-  metric("session_frames_in", "gauge", "Frames received by open sessions.", framesIn);
-  metric("session_frames_out", "gauge", "Frames sent by open sessions.", framesOut);
-  metric("session_bytes_in", "gauge", "Bytes received by open sessions.", bytesIn);
-  metric("session_bytes_out", "gauge", "Bytes sent by open sessions.", bytesOut);
-  return lines.join("\n") + "\n";
+const registries = new WeakMap<RpcServer, Registry>();
+
+/**
+ * What {@linkcode metricsRegistry} returns: a `prom-client` `Registry`,
+ * typed by the part this module relies on so that the public API names no
+ * type of another package; cast it to `Registry` to register families of
+ * your own or merge it.
+ */
+export interface MetricsRegistry {
+  /** The exposition text of every family. */
+  metrics(): Promise<string>;
+  /** The `content-type` of that text. */
+  readonly contentType: string;
+}
+
+/**
+ * The Prometheus registry of `server`, a `prom-client` {@linkcode Registry}
+ * of its own (never the global one), made at the first call and kept for
+ * the server's life; `GET /metrics` serves its text. Every value is read
+ * from the server when scraped:
+ *
+ * | family | type | labels |
+ * | --- | --- | --- |
+ * | `streamwire_sessions` | gauge | `state` |
+ * | `streamwire_topics` | gauge | |
+ * | `streamwire_outbound_queued_bytes` | gauge | |
+ * | `streamwire_connections_accepted_total`, `streamwire_connections_refused_total` | counter | |
+ * | `streamwire_handshake_failures_total`, `streamwire_sessions_closed_total`, `streamwire_dead_peers_total` | counter | |
+ * | `streamwire_slow_consumer_drops_total` | counter | |
+ * | `streamwire_broadcasts_total`, `streamwire_broadcast_deliveries_total` | counter | |
+ * | `streamwire_frames_received_total`, `streamwire_frames_sent_total` | counter | |
+ * | `streamwire_received_bytes_total`, `streamwire_sent_bytes_total` | counter | |
+ * | `streamwire_session_errors_total` | counter | `code` |
+ * | `streamwire_calls_total` | counter | `method`, `code` |
+ * | `streamwire_calls_in_flight` | gauge | `method` |
+ * | `streamwire_call_duration_seconds` | histogram | `method` |
+ *
+ * and `prom-client`'s default process families (`process_*`, `nodejs_*`).
+ * The call families need the server's `metrics` option (on by default);
+ * `method` is a registered method, `_unknown` for calls to a method the
+ * server lacks, or `_other` past the cap on method labels. `code` is a
+ * status name (`ok`, `not_found`, …). Frames and bytes count every session
+ * the server held, closed ones included, in all frame types together.
+ *
+ * @param server The live server.
+ * @returns Its registry, a `prom-client` `Registry`: register families of
+ *   your own in it, or merge it with others (`Registry.merge`).
+ *
+ * @example Read a family
+ * ```ts
+ * import { metricsRegistry } from "@streamwire/streamwire/admin";
+ * import { Methods, RpcServer } from "@streamwire/streamwire/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new RpcServer({ methods: new Methods() });
+ * const registry = metricsRegistry(server);
+ * const text = await registry.metrics();
+ * assert.match(text, /^streamwire_connections_accepted_total 0$/m);
+ * await server.shutdown();
+ * ```
+ */
+export function metricsRegistry(server: RpcServer): MetricsRegistry {
+  let registry = registries.get(server);
+  if (registry === undefined) registries.set(server, registry = serverRegistry(server));
+  return registry;
 }
 
 /** Session states a `GET /sessions?state=` filter takes. */
@@ -177,7 +204,7 @@ const STATES = new Set<string>(Object.values(SessionState));
  * | --- | --- |
  * | `GET /health` | `{status, accepting, sessions}` |
  * | `GET /ready` | 200 `{ready: true}` while accepting, 503 while draining |
- * | `GET /metrics` | Prometheus text format |
+ * | `GET /metrics` | Prometheus text format, from {@linkcode metricsRegistry} |
  * | `GET /sessions?offset&limit&state&topic&remote` | a page of sessions, filtered by state, topic membership and remote address prefix |
  * | `GET /sessions/:id` | one session |
  * | `DELETE /sessions/:id` | kick (ERROR `aborted` carrying the reason, close); body `{reason}` optional |
@@ -272,7 +299,10 @@ export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminAp
   app.get("/ready", (c) => c.json({ ready: transport.accepting }, transport.accepting ? 200 : 503));
   app.get(
     "/metrics",
-    (c) => c.text(prometheus(server), 200, { "content-type": "text/plain; version=0.0.4" }),
+    async function metrics(c: Context) {
+      const registry = metricsRegistry(server);
+      return c.text(await registry.metrics(), 200, { "content-type": registry.contentType });
+    },
   );
   app.get("/sessions", (c) => {
     const offset = intQuery(c, "offset", { min: 0, max: Number.MAX_SAFE_INTEGER, default: 0 });

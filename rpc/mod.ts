@@ -39,4 +39,6 @@ export * from "./server.ts";
 export * from "./client.ts";
 export * from "./coalesce_stream.ts";
 export * from "./trace.ts";
+export * from "./otel.ts";
+export * from "./metrics.ts";
 export * from "./dispatcher_stream.ts";

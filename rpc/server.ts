@@ -18,6 +18,9 @@ import type { Session } from "../transport/session.ts";
 import type { Interceptor } from "./interceptor.ts";
 import type { Methods } from "./methods.ts";
 import { withReflection } from "./reflection.ts";
+import { RpcMetrics, type RpcMetricsOptions } from "./metrics.ts";
+import type { OpenTelemetryOptions } from "./otel.ts";
+import { servedInterceptors } from "./_otel_server.ts";
 import { Health, withHealth } from "./health.ts";
 import { asLogger, jsonLogger, type LogFunction, type Logger } from "./logger.ts";
 import { logClosed, logFailure, logOpened } from "./_log.ts";
@@ -65,6 +68,22 @@ export interface RpcServerOptions extends Omit<ServerOptions, "handler">, PeerLi
    */
   interceptors?: Interceptor[];
   /**
+   * Count served calls by method and status, their durations and those in
+   * flight, into {@linkcode RpcServer.metrics} (the admin API's `/metrics`
+   * reads them), where each handler runs. `false` turns it off.
+   *
+   * @default {true}
+   */
+  metrics?: boolean | RpcMetricsOptions;
+  /**
+   * Trace and measure served calls with OpenTelemetry
+   * ({@linkcode openTelemetry}), an interceptor before `interceptors`;
+   * options name the providers, `false` turns it off.
+   *
+   * @default {on, with the global providers, if a global tracer provider is registered when the server is made}
+   */
+  telemetry?: boolean | OpenTelemetryOptions;
+  /**
    * Receives what fails unseen by clients: errors thrown by handlers or
    * interceptors that are not `StreamwireError`s (the client gets code 2
    * `unknown` and a generic message naming the method), failures of NOTIFY
@@ -100,6 +119,8 @@ export class RpcServer {
   readonly health: Health | undefined;
   /** Where this server logs (`logger`, wrapped so that it never throws). */
   readonly logger: Logger;
+  /** Counters of served calls, unless the `metrics` option is false. */
+  readonly metrics: RpcMetrics | undefined;
   #shuttingDown = false;
   #peers = new WeakMap<Session, RpcPeer>();
   #serving: Promise<void>[] = [];
@@ -122,6 +143,11 @@ export class RpcServer {
       ? options.methods
       : withHealth(options.methods, health);
     const served = options.reflection === false ? withBuiltIns : withReflection(withBuiltIns);
+    const metrics = this.metrics = options.metrics === false
+      ? undefined
+      : new RpcMetrics(options.metrics === true ? {} : options.metrics);
+    const interceptors = servedInterceptors(options.interceptors, options.telemetry);
+    const counted = metrics === undefined ? served : metrics.wrap(served);
     const onError = options.onError ??
       ((error: unknown, info: ErrorInfo) => logFailure(logger, error, info));
     this.transport = new Server({
@@ -134,20 +160,27 @@ export class RpcServer {
             session,
             new RpcPeer(session, {
               ...options,
-              methods: served,
+              methods: counted,
               onPush: onPush && ((push) => onPush(session, push)),
               onError,
+              interceptors,
             }),
           );
           logOpened(logger, session);
         },
-        message: (session, message) => this.#peers.get(session)?.handle(message),
+        message: metrics === undefined
+          ? (session, message) => this.#peers.get(session)?.handle(message)
+          : (session, message) => {
+            metrics.received(message, served);
+            this.#peers.get(session)?.handle(message);
+          },
         drain: (session) => this.#peers.get(session)?.drain() ?? Promise.resolve(),
         close: (session, reason) => {
           this.#peers.get(session)?.close(
             reason ?? new StreamwireError(Status.UNAVAILABLE, "Connection closed"),
           );
           this.#peers.delete(session);
+          metrics?.closed(session, reason);
           logClosed(logger, session, reason, this.#shuttingDown);
         },
       },

@@ -135,8 +135,8 @@ Deno.test("admin metrics prints the Prometheus text, health its JSON", async () 
     const metrics = await admin([t.admin, "metrics"]);
     assert.equal(metrics.code, 0, metrics.stderr);
     assert.match(metrics.stdout, /^# HELP streamwire_sessions /m);
-    assert.match(metrics.stdout, /^streamwire_sessions 1$/m);
-    assert.match(metrics.stdout, /^streamwire_accepted_total \d+$/m);
+    assert.match(metrics.stdout, /^streamwire_sessions\{state="active"\} 1$/m);
+    assert.match(metrics.stdout, /^streamwire_connections_accepted_total \d+$/m);
     const health = await admin([t.admin.replace("http://", ""), "health", "--json"]);
     assert.equal(health.code, 0, health.stderr);
     assert.equal(health.stdout, '{"status":"ok","accepting":true,"sessions":1}\n');

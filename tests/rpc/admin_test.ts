@@ -149,8 +149,8 @@ Deno.test("admin API exposes Prometheus metrics", async () => {
   try {
     const res = await fetch(`${t.base}/metrics`, { headers: AUTH });
     const text = await res.text();
-    assert.match(text, /^streamwire_sessions 2$/m);
-    assert.match(text, /^streamwire_accepted_total 2$/m);
+    assert.match(text, /^streamwire_sessions\{state="active"\} 2$/m);
+    assert.match(text, /^streamwire_connections_accepted_total 2$/m);
     assert.match(text, /# TYPE streamwire_broadcasts_total counter/);
   } finally {
     await t.close();
