@@ -21,8 +21,12 @@ export interface InboundOptions {
   maxBatchEntries: number;
   /** The user's inbound stages. */
   stages: SessionStages | undefined;
-  /** The last stage: the session. A promise holds the frames after it. */
-  receive(message: Message): void | Promise<void>;
+  /** The last stage, the session, which also counts the bytes read. */
+  sink: InboundSink;
+}
+
+/** The session as the last stage: a promise from `transform` holds the frames after it. */
+export interface InboundSink extends Stage<Message, never> {
   /** Counts bytes read. */
   bytes(n: number): void;
 }
@@ -48,15 +52,14 @@ export class Inbound {
   #deframer: DeframerStage;
   #decompressor: DecompressorStage;
   #stage: Stage<Uint8Array, never>;
-  #bytes: (n: number) => void;
+  #sink: InboundSink;
 
   constructor(conn: Connection, options: InboundOptions) {
     this.#conn = conn;
-    this.#bytes = options.bytes;
+    this.#sink = options.sink;
     this.#deframer = new DeframerStage({ maxFrame: options.maxFrame });
     // Nothing compressed is accepted before the handshake names the algorithms.
     this.#decompressor = new DecompressorStage({ maxFrame: options.maxFrame, accept: [] });
-    const session: Stage<Message, never> = { transform: (message) => options.receive(message) };
     this.#stage = composeStages<Uint8Array, never>(
       this.#deframer,
       new ChecksumStage(),
@@ -64,7 +67,7 @@ export class Inbound {
       ...(options.stages?.frames ?? []) as Stage<Frame, Frame>[],
       new MessageDecoderStage({ maxBatchEntries: options.maxBatchEntries }),
       ...(options.stages?.messages ?? []) as Stage<Message, Message>[],
-      session,
+      options.sink,
     );
   }
 
@@ -93,6 +96,7 @@ export class Inbound {
     return new Promise((resolve) => {
       const stage = this.#stage;
       const transform = stage.transform!;
+      const sink = this.#sink;
       const read = this.#reader();
       const failed = (error: unknown) => resolve(StreamwireError.from(error));
       const next = (): void => {
@@ -106,7 +110,7 @@ export class Inbound {
             else done.then(() => resolve(undefined), failed);
             return;
           }
-          this.#bytes(chunk.length);
+          sink.bytes(chunk.length);
           const held = transform.call(stage, chunk, END);
           if (held === undefined) next();
           else held.then(next, failed);

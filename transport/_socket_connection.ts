@@ -16,7 +16,7 @@ import { formatAddr, type SocketTransport } from "./_address.ts";
 import { nextMacrotask } from "./_macrotask.ts";
 
 /** First and idle read size: small, as every idle connection holds one. */
-export const DEFAULT_READ_SIZE = 2048;
+export const DEFAULT_READ_SIZE = 512;
 /** Bound on one read buffer, so no peer makes one read allocate more. */
 export const DEFAULT_MAX_READ_SIZE = 65536;
 
@@ -189,18 +189,41 @@ export class SocketConnection implements Connection {
     if (this.#readDone) {
       return this.#readFailure ? Promise.reject(this.#readFailure) : Promise.resolve(null);
     }
-    // Promise reactions, not an async function: an idle connection holds
-    // this pending read for as long as it lives, and an awaiting async
-    // function costs it several times the memory.
-    return this.#readOnce().then((chunk) => {
-      if (chunk === null) {
-        this.#onEof();
-        return null;
-      }
-      // undefined: closed meanwhile, or an empty read: ask again.
-      return chunk !== undefined ? chunk : this.read();
-    });
+    // One reaction on the socket's read, not an async function or a chain:
+    // an idle connection holds this pending read for as long as it lives,
+    // and each link of a chain is a promise and a reaction more per read.
+    const size = this.#readSize;
+    let buffer = this.#spare;
+    this.#spare = undefined;
+    if (buffer === undefined || buffer.length !== size) buffer = new Uint8Array(size);
+    this.#buffer = buffer;
+    const reading = this.#conn.read(buffer);
+    this.#reading = reading;
+    return reading.then(this.#onRead, this.#onReadError);
   }
+
+  /** The buffer of the read in flight of {@linkcode SocketConnection.read}. */
+  #buffer: Uint8Array | undefined;
+
+  #onRead = (n: number | null): Uint8Array | null | Promise<Uint8Array | null> => {
+    this.#reading = undefined;
+    const buffer = this.#buffer!;
+    this.#buffer = undefined;
+    const chunk = this.#took(buffer, buffer.length, n);
+    if (chunk === null) {
+      this.#onEof();
+      return null;
+    }
+    // undefined: closed meanwhile, or an empty read: ask again.
+    return chunk !== undefined ? chunk : this.read();
+  };
+
+  #onReadError = (error: unknown): Promise<Uint8Array | null> => {
+    this.#reading = undefined;
+    this.#buffer = undefined;
+    this.#readFailed(error);
+    return this.read();
+  };
 
   /**
    * Writes a chunk without the writable, which is then never made. One
@@ -253,17 +276,21 @@ export class SocketConnection implements Connection {
       },
       (error) => {
         this.#reading = undefined;
-        if (!this.#closing) {
-          this.#shutdown(
-            isClosedError(error) ? undefined : new StreamwireError(
-              Status.UNAVAILABLE,
-              `Connection '${this.remoteAddr}' failed while reading: ${(error as Error).message}`,
-              { cause: error },
-            ),
-          );
-        }
+        this.#readFailed(error);
         return undefined;
       },
+    );
+  }
+
+  /** A read failed: the connection is done (quietly if it was closed locally). */
+  #readFailed(error: unknown): void {
+    if (this.#closing) return;
+    this.#shutdown(
+      isClosedError(error) ? undefined : new StreamwireError(
+        Status.UNAVAILABLE,
+        `Connection '${this.remoteAddr}' failed while reading: ${(error as Error).message}`,
+        { cause: error },
+      ),
     );
   }
 

@@ -179,7 +179,7 @@ export interface ConnectionOptions {
    * idle connection holds in its pending read, so it is kept small: most
    * RPC messages fit, and a bigger message only costs a few more reads.
    *
-   * @default {2048}
+   * @default {512}
    */
   readSize?: number;
   /**

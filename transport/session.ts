@@ -26,6 +26,7 @@ import {
 } from "./session_options.ts";
 import { Inbound } from "./_inbound.ts";
 import { Outbound, writerOf } from "./_outbound.ts";
+import { bindLink, Link } from "./_session_link.ts";
 import {
   CALL_OPENERS,
   CONTROL,
@@ -79,6 +80,21 @@ export type {
  * ```
  */
 export class Session extends EventTarget {
+  static {
+    bindLink({
+      receive: (session, message) => session.#receive(message),
+      received: (session, n) => session.#received(n),
+      wake: (session) => session.#wake(),
+      writeFailed: (session, error) => session.#onWriteFailed(error),
+      wrote: (session, bytes, frames) => {
+        const stats = session.stats;
+        stats.bytesOut += bytes;
+        stats.framesOut += frames;
+        stats.lastSentAt = Date.now();
+      },
+    });
+  }
+
   /** The connection underneath. */
   readonly conn: Connection;
   /** Client or server side. */
@@ -170,33 +186,15 @@ export class Session extends EventTarget {
     };
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     const maxFrame = this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
+    const link = new Link(this, writerOf(conn));
     this.#in = new Inbound(conn, {
       maxFrame: options.role === "server" ? Math.min(maxFrame, PRE_HANDSHAKE_MAX_FRAME) : maxFrame,
       maxBatchEntries: this.#limits.maxBatchEntries,
       stages: options.inbound,
-      receive: (message) => this.#receive(message),
-      bytes: (n) => this.#received(n),
+      sink: link,
     });
     this.#out = new Outbound(
-      {
-        write: writerOf(conn),
-        drained: () => this.#wake(),
-        failed: (error) => this.#onWriteFailed(error),
-        rejected: (error) =>
-          this.close(
-            new StreamwireError(
-              Status.INTERNAL,
-              `Outbound stage failed: ${StreamwireError.from(error).message}`,
-              { cause: error },
-            ),
-          ),
-        wrote: (bytes, frames) => {
-          const stats = this.stats;
-          stats.bytesOut += bytes;
-          stats.framesOut += frames;
-          stats.lastSentAt = Date.now();
-        },
-      },
+      link,
       this.#limits.compressionThreshold,
       options.outbound,
     );

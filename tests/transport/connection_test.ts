@@ -12,7 +12,7 @@ import {
   memoryListener,
   memoryPair,
 } from "../../transport/mod.ts";
-import { SocketConnection } from "../../transport/_socket_connection.ts";
+import { DEFAULT_READ_SIZE, SocketConnection } from "../../transport/_socket_connection.ts";
 
 // --- helpers ---------------------------------------------------------------
 
@@ -342,7 +342,7 @@ Deno.test("TCP adaptive reads: large under bulk, small again when idle", async (
   await using pair = await socketPair({}, {});
   const server = pair.server;
   assert.ok(server instanceof SocketConnection);
-  assert.equal(server.nextReadSize, 2048);
+  assert.equal(server.nextReadSize, DEFAULT_READ_SIZE);
   const writer = pair.client.writable.getWriter();
   const reader = server.readable.getReader();
   const bulk = 4 * 1024 * 1024;
@@ -362,8 +362,8 @@ Deno.test("TCP adaptive reads: large under bulk, small again when idle", async (
   await writer.write(Uint8Array.of(1, 2, 3, 4, 5));
   const { value: small } = await reader.read();
   assert.deepEqual(small, Uint8Array.of(1, 2, 3, 4, 5));
-  assert.ok(small!.buffer.byteLength <= 2048, `buffer of ${small!.buffer.byteLength}`);
-  assert.equal(server.nextReadSize, 2048);
+  assert.ok(small!.buffer.byteLength <= DEFAULT_READ_SIZE, `buffer of ${small!.buffer.byteLength}`);
+  assert.equal(server.nextReadSize, DEFAULT_READ_SIZE);
   reader.releaseLock();
   writer.releaseLock();
 });
@@ -373,20 +373,20 @@ Deno.test("TCP adaptive reads: a full read takes the rest of the burst whole, th
   const server = pair.server;
   assert.ok(server instanceof SocketConnection);
   const writer = pair.client.writable.getWriter();
-  // 10 KB in one write: the first 2 KiB read is full, so the next read has
+  // 10 KB in one write: the first read (readSize) is full, so the next read has
   // room for everything the peer sent in that burst.
   await writer.write(pattern(10_000));
   const first = await server.read!();
-  assert.equal(first!.byteLength, 2048);
+  assert.equal(first!.byteLength, DEFAULT_READ_SIZE);
   assert.equal(server.nextReadSize, 65536);
   let got = first!.byteLength;
   while (got < 10_000) got += (await server.read!())!.byteLength;
   // The pending read is sized to that traffic (twice the last read), not to the maximum.
-  assert.ok(server.nextReadSize <= 16384, `next read of ${server.nextReadSize}`);
+  assert.ok(server.nextReadSize <= 32768, `next read of ${server.nextReadSize}`);
   // A small message brings it back to readSize.
   await writer.write(Uint8Array.of(1, 2, 3));
   assert.deepEqual(await server.read!(), Uint8Array.of(1, 2, 3));
-  assert.equal(server.nextReadSize, 2048);
+  assert.equal(server.nextReadSize, DEFAULT_READ_SIZE);
   writer.releaseLock();
 });
 
