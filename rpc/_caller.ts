@@ -44,6 +44,9 @@ export interface CallerLimits {
 const MAX_ID = 0xffffffff;
 const UTF8 = new TextDecoder();
 
+/** Never written: callers share it until they open a stream. */
+const NO_STREAMS = new Map<number, never>();
+
 /** Callers of peers, for the reconnecting client: not part of {@linkcode RpcPeer}'s API. */
 const CALLERS = new WeakMap<RpcPeer, Caller>();
 
@@ -65,11 +68,11 @@ export class Caller {
   #window: number;
   #nextId: number;
   #pending = new IdTable<Pending>();
-  #streams = new Map<number, StreamCall>();
+  /** The shared empty map until a stream opens: most callers never open one. */
+  #streams: Map<number, StreamCall> = NO_STREAMS;
   #closed: StreamwireError | undefined;
-  #deadlines = new Deadlines<Pending>((call) =>
-    this.#forget(call, Status.DEADLINE_EXCEEDED, `Call exceeded '${call.timeout}' ms`)
-  );
+  /** Made with the first timed call: a peer that only serves never needs it. */
+  #wheel: Deadlines<Pending> | undefined;
   #defaultExt: Extensions;
 
   constructor(session: Session, codec: PayloadCodec, limits: CallerLimits, window: number) {
@@ -207,6 +210,7 @@ export class Caller {
       this.#cancel(id, error.code, error.message, queued);
       stream.end(error);
     };
+    if (this.#streams === NO_STREAMS) this.#streams = new Map();
     this.#streams.set(id, stream);
     try {
       queued = enqueue(session, open);
@@ -278,7 +282,7 @@ export class Caller {
       if (call.id <= above) continue;
       calls.push(call);
       this.#pending.delete(call.id);
-      if (call.timer !== undefined) this.#deadlines.remove(call, call.timer);
+      if (call.timer !== undefined) this.#wheel!.remove(call, call.timer);
       if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
     }
     return calls;
@@ -396,7 +400,7 @@ export class Caller {
   close(reason: StreamwireError): void {
     if (this.#closed) return;
     this.#closed = reason;
-    this.#deadlines.clear();
+    this.#wheel?.clear();
     const pending = this.#inOrder();
     this.#pending.clear();
     for (const call of pending) {
@@ -494,7 +498,11 @@ export class Caller {
       () => (call.queued = undefined),
       (error) => this.#take(id)?.reject(StreamwireError.from(error)),
     );
-    if (call.timeout > 0) call.timer = this.#deadlines.add(call, call.deadline);
+    if (call.timeout > 0) {
+      call.timer = (this.#wheel ??= new Deadlines<Pending>((call) =>
+        this.#forget(call, Status.DEADLINE_EXCEEDED, `Call exceeded '${call.timeout}' ms`)
+      )).add(call, call.deadline);
+    }
     const signal = call.signal;
     if (signal) {
       call.onAbort = () => this.#forget(call, Status.CANCELLED, "Call cancelled by the caller");
@@ -532,7 +540,7 @@ export class Caller {
   #take(id: number): Pending | undefined {
     const call = this.#pending.take(id);
     if (call === undefined) return undefined;
-    if (call.timer !== undefined) this.#deadlines.remove(call, call.timer);
+    if (call.timer !== undefined) this.#wheel!.remove(call, call.timer);
     if (call.onAbort) call.signal?.removeEventListener("abort", call.onAbort);
     return call;
   }

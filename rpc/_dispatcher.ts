@@ -55,6 +55,10 @@ export function logError(error: unknown, info: ErrorInfo): void {
   );
 }
 
+/** Never written: dispatchers share them until they track a call. */
+const NO_CALLS = new Map<number, never>();
+const NO_NOTIFICATIONS = new Set<never>();
+
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === "object" &&
     typeof (value as { then?: unknown }).then === "function";
@@ -76,11 +80,13 @@ export class Dispatcher {
   #context: Session;
   #codec: PayloadCodec;
   #options: DispatcherOptions;
-  #calls = new Map<number, Served>();
+  /** The shared empty map until a call is tracked: an idle session holds none of its own. */
+  #calls: Map<number, Served> = NO_CALLS;
   /** NOTIFY handlers still running (their results are dropped); bounded with the calls. */
-  #notifications = new Set<Served>();
-  #deadlines = new Deadlines<Served>((call) => this.#expired(call));
-  #drainWaiters: (() => void)[] = [];
+  #notifications: Set<Served> = NO_NOTIFICATIONS;
+  /** Made with the first call that has a deadline: an idle session holds none. */
+  #wheel: Deadlines<Served> | undefined;
+  #drainWaiters: (() => void)[] | undefined;
 
   constructor(session: Outlet, codec: PayloadCodec, options: DispatcherOptions) {
     this.#session = session;
@@ -97,7 +103,7 @@ export class Dispatcher {
   /** Resolves once no served call is in flight. */
   drain(): Promise<void> {
     if (this.#calls.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
   }
 
   /** Aborts every served call and NOTIFY handler: the session closed. */
@@ -105,7 +111,7 @@ export class Dispatcher {
     for (const call of [...this.#calls.values()]) this.#abort(call, reason);
     for (const call of this.#notifications) abortServed(call, reason);
     this.#notifications.clear();
-    this.#deadlines.clear();
+    this.#wheel?.clear();
     this.#wakeDrain();
   }
 
@@ -178,7 +184,7 @@ export class Dispatcher {
     }
     const entries = m.entries;
     const call = served(id);
-    this.#calls.set(id, call);
+    this.#callMap().set(id, call);
     const results: BatchResultEntry[] = new Array(entries.length);
     const failure = (error: unknown, method: string): BatchResultEntry => {
       const e = this.#wire(error, method, id);
@@ -224,7 +230,7 @@ export class Dispatcher {
           remaining--;
           continue;
         }
-        if (call.timer === undefined) call.timer = this.#deadlines.add(call, deadline);
+        if (call.timer === undefined) call.timer = this.#deadlines().add(call, deadline);
         running++;
         Promise.resolve(result).then(
           (value) => (results[i] = success(value, method)),
@@ -378,6 +384,7 @@ export class Dispatcher {
       return;
     }
     if (!isThenable(result)) return;
+    if (this.#notifications === NO_NOTIFICATIONS) this.#notifications = new Set();
     this.#notifications.add(call);
     Promise.resolve(result).then(ignore, (error) => this.#unanswered(error, m.method))
       .finally(() => this.#notifications.delete(call));
@@ -497,9 +504,17 @@ export class Dispatcher {
     return Date.now() + timeout;
   }
 
+  #deadlines(): Deadlines<Served> {
+    return this.#wheel ??= new Deadlines<Served>((call) => this.#expired(call));
+  }
+
+  #callMap(): Map<number, Served> {
+    return this.#calls === NO_CALLS ? (this.#calls = new Map()) : this.#calls;
+  }
+
   #track(call: Served, deadline: number): void {
-    this.#calls.set(call.id, call);
-    if (deadline !== Infinity) call.timer = this.#deadlines.add(call, deadline);
+    this.#callMap().set(call.id, call);
+    if (deadline !== Infinity) call.timer = this.#deadlines().add(call, deadline);
   }
 
   #expired(call: Served): void {
@@ -517,7 +532,7 @@ export class Dispatcher {
   #finish(call: Served): boolean {
     if (this.#calls.get(call.id) === call) {
       this.#calls.delete(call.id);
-      if (call.timer !== undefined) this.#deadlines.remove(call, call.timer);
+      if (call.timer !== undefined) this.#wheel!.remove(call, call.timer);
       if (this.#calls.size === 0) this.#wakeDrain();
     }
     return call.reason === undefined;
@@ -526,7 +541,7 @@ export class Dispatcher {
   #abort(call: Served, reason: StreamwireError): void {
     if (this.#calls.get(call.id) === call) {
       this.#calls.delete(call.id);
-      if (call.timer !== undefined) this.#deadlines.remove(call, call.timer);
+      if (call.timer !== undefined) this.#wheel!.remove(call, call.timer);
     }
     abortServed(call, reason);
     if (this.#calls.size === 0) this.#wakeDrain();
@@ -540,7 +555,8 @@ export class Dispatcher {
 
   #wakeDrain(): void {
     const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
+    if (waiters === undefined) return;
+    this.#drainWaiters = undefined;
     for (const w of waiters) w();
   }
 

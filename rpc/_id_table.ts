@@ -12,15 +12,22 @@
 // Ids of one side share their parity and mostly grow by 2, so `id >>> 1`
 // spreads them over the slots without hashing.
 
-/** Slots of an empty table, a power of two: an idle peer holds no more. */
+/** Slots of a table once it holds an entry, a power of two; it never shrinks below. */
 const MIN_SLOTS = 16;
+
+/**
+ * The one free slot of every table that never held an entry, shared and
+ * never written (`set` resizes first): an idle peer's tables cost no arrays.
+ */
+const NO_IDS = new Uint32Array(1);
+const NO_VALUES: undefined[] = [undefined];
 
 /** Calls in flight by id; ids are non-zero 32-bit integers, values are never undefined. */
 export class IdTable<T> {
   /** Ids by slot; 0 marks a free slot (0 is never a call id). */
-  #ids = new Uint32Array(MIN_SLOTS);
-  #values: (T | undefined)[] = new Array(MIN_SLOTS).fill(undefined);
-  #mask = MIN_SLOTS - 1;
+  #ids: Uint32Array = NO_IDS;
+  #values: (T | undefined)[] = NO_VALUES;
+  #mask = 0;
   #size = 0;
   /**
    * No entry sits farther than this from its home slot. Sequential ids fill
@@ -51,7 +58,8 @@ export class IdTable<T> {
   set(id: number, value: T): void {
     let i = this.#find(id);
     if (i < 0) {
-      if (2 * (this.#size + 1) > this.#ids.length) this.#resize(2 * this.#ids.length);
+      const slots = this.#ids.length;
+      if (2 * (this.#size + 1) > slots) this.#resize(Math.max(MIN_SLOTS, 2 * slots));
       i = this.#place(id);
       if (++this.#size * 8 >= this.#ids.length) this.#low = 0;
     }
@@ -106,10 +114,10 @@ export class IdTable<T> {
 
   /** Removes everything. */
   clear(): void {
-    this.#values.fill(undefined);
-    this.#ids = new Uint32Array(MIN_SLOTS);
-    this.#values = new Array(MIN_SLOTS).fill(undefined);
-    this.#mask = MIN_SLOTS - 1;
+    if (this.#ids !== NO_IDS) this.#values.fill(undefined);
+    this.#ids = NO_IDS;
+    this.#values = NO_VALUES;
+    this.#mask = 0;
     this.#size = this.#shift = this.#low = 0;
   }
 
