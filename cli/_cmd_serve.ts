@@ -7,6 +7,9 @@ import { CliError, type Command } from "./_command.ts";
 import { jsonLogger } from "../rpc/logger.ts";
 import { effectiveSettings, loadConfig, SERVE_USAGE } from "./config.ts";
 import { runServer } from "./run_server.ts";
+import { Cluster } from "../cluster/cluster.ts";
+import { clusterChat } from "../cluster/_demo_methods.ts";
+import { RedisBackplane } from "../cluster/redis_backplane.ts";
 
 const [USAGE_LINE, ...HELP] = SERVE_USAGE.split("\n");
 
@@ -48,10 +51,28 @@ export const serveCommand: Command = {
       const e = StreamwireError.from(error);
       throw new CliError(e.codeName, e.message);
     }
+    // Cluster: joins the backplane after the listeners are up; fails clearly if unreachable.
+    let cluster: Cluster | undefined;
+    if (config.cluster !== undefined) {
+      try {
+        const backplane = await RedisBackplane.connect(config.cluster);
+        cluster = await Cluster.start(running.server, {
+          backplane,
+          nodeId: config.nodeId,
+          address: running.addr,
+        });
+        clusterChat(running.server, cluster);
+      } catch (error) {
+        await running.shutdown();
+        const e = StreamwireError.from(error);
+        throw new CliError(e.codeName, e.message);
+      }
+    }
     io.stdout.line(
       `streamwire listening on ${running.addr}${config.token ? " (token required)" : ""}`,
     );
     if (running.wsAddr) io.stdout.line(`websocket on ${running.wsAddr}`);
+    if (cluster) io.stdout.line(`cluster node ${cluster.nodeId}`);
     if (running.adminAddr) {
       io.stdout.line(
         `admin API on ${running.adminAddr}${config.adminToken ? " (token required)" : ""}`,
@@ -80,6 +101,7 @@ export const serveCommand: Command = {
       reason: reason instanceof Error ? reason.message : undefined,
       drainTimeoutMs: config.drainTimeoutMs,
     });
+    if (cluster) await cluster.shutdown({ deadlineMs: config.drainTimeoutMs });
     await running.shutdown();
     logger.info("stopped");
     await io.stderr.flush();

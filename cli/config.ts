@@ -57,6 +57,10 @@ export interface ServeConfig {
   wsPort: number | undefined;
   /** URL path the WebSocket listener serves. */
   wsPath: string;
+  /** Backplane of a cluster of servers (`redis://host:port`); unset: a single server. */
+  cluster: string | undefined;
+  /** This node's id in the cluster; unset: a random one. */
+  nodeId: string | undefined;
   /**
    * Least severe log line written on stderr (JSON lines: start-up, sessions,
    * failures, admin actions); also `STREAMWIRE_LOG` in the environment.
@@ -88,6 +92,8 @@ export const DEFAULT_CONFIG: Readonly<ServeConfig> = Object.freeze({
   adminToken: undefined,
   wsPort: undefined,
   wsPath: "/",
+  cluster: undefined,
+  nodeId: undefined,
   logLevel: "info",
 });
 
@@ -205,6 +211,14 @@ const SETTINGS: readonly Setting[] = [
     help: "also serve sessions over WebSocket on this port, 0 = any free (default: off)",
   },
   { key: "wsPath", kind: "string", arg: "<path>", help: "URL path of the WebSocket (default /)" },
+  {
+    key: "cluster",
+    kind: "string",
+    arg: "<url>",
+    secret: true,
+    help: "join a cluster over this backplane, redis://host:port (default: none)",
+  },
+  { key: "nodeId", kind: "string", arg: "<id>", help: "node id in the cluster (default: random)" },
   {
     key: "logLevel",
     kind: "string",

@@ -22,3 +22,5 @@
 export * from "./backplane.ts";
 export * from "./memory_backplane.ts";
 export * from "./redis_backplane.ts";
+export * from "./cluster.ts";
+export * from "./cluster_client.ts";

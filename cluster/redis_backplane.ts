@@ -14,7 +14,8 @@
  * | `sw:sessions`            | hash    | session id to `<node>\n<info>`               |
  * | `sw:nodesessions:<node>` | set     | a node's session ids, to forget them with it |
  *
- * Appending, reading, heartbeats and reaping are Lua scripts, so each is
+ * Appending, reading, heartbeats and reaping are Lua scripts (run by
+ * SHA-1, loaded when Redis does not have them), so each is
  * atomic and every expiry uses one clock, the Redis server's. Commands fail
  * at once while Redis is away (no offline queue, so nothing piles up in
  * memory); the connections retry with capped exponential backoff and the
@@ -24,6 +25,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import { Redis, type RedisOptions } from "ioredis";
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
@@ -125,13 +127,38 @@ end
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1`;
 
-type Scripted = Redis & {
-  swAppend(k1: string, k2: string, k3: string, data: Buffer, max: number): Promise<string>;
-  swReadBuffer(k1: string, k2: string, after: string, limit: number): Promise<unknown[]>;
-  swHeartbeat(k1: string, k2: string, node: string, info: string, ttl: number): Promise<number>;
-  swNodes(k1: string, k2: string): Promise<string[]>;
-  swForget(k1: string, k2: string, k3: string, prefix: string, node: string): Promise<string[]>;
-  swDeleteSession(k1: string, k2: string, id: string, node: string): Promise<number>;
+type Arg = string | number | Buffer;
+
+/** A Lua script run by its SHA-1, loaded on first use or after Redis lost it. */
+class Script {
+  readonly sha: string;
+  constructor(readonly lua: string, readonly keys: number) {
+    this.sha = createHash("sha1").update(lua).digest("hex");
+  }
+
+  // Our own EVALSHA-then-EVAL: ioredis's defineCommand retries in a promise
+  // that can reject unhandled while a connection is down.
+  async run(redis: Redis, args: Arg[], buffers = false): Promise<unknown> {
+    try {
+      return buffers
+        ? await redis.callBuffer("EVALSHA", this.sha, this.keys, ...args)
+        : await redis.call("EVALSHA", this.sha, this.keys, ...args);
+    } catch (error) {
+      if (!String((error as Error)?.message).includes("NOSCRIPT")) throw error;
+      return buffers
+        ? await redis.callBuffer("EVAL", this.lua, this.keys, ...args)
+        : await redis.call("EVAL", this.lua, this.keys, ...args);
+    }
+  }
+}
+
+const SCRIPTS = {
+  append: new Script(APPEND, 3),
+  read: new Script(READ, 2),
+  heartbeat: new Script(HEARTBEAT, 2),
+  nodes: new Script(NODES, 2),
+  forget: new Script(FORGET, 3),
+  deleteSession: new Script(DELETE_SESSION, 2),
 };
 
 const decoder = new TextDecoder();
@@ -152,7 +179,7 @@ const decoder = new TextDecoder();
  * ```
  */
 export class RedisBackplane implements Backplane {
-  #cmd: Scripted;
+  #cmd: Redis;
   #sub: Redis;
   #prefix: string;
   #retention: number;
@@ -162,21 +189,10 @@ export class RedisBackplane implements Backplane {
   #closed = false;
 
   private constructor(cmd: Redis, sub: Redis, options: RedisBackplaneOptions) {
-    this.#cmd = cmd as Scripted;
+    this.#cmd = cmd;
     this.#sub = sub;
     this.#prefix = options.prefix ?? "sw";
     this.#retention = options.retention ?? DEFAULT_RETENTION;
-    const scripts: [string, number, string][] = [
-      ["swAppend", 3, APPEND],
-      ["swRead", 2, READ],
-      ["swHeartbeat", 2, HEARTBEAT],
-      ["swNodes", 2, NODES],
-      ["swForget", 3, FORGET],
-      ["swDeleteSession", 2, DELETE_SESSION],
-    ];
-    for (const [name, numberOfKeys, lua] of scripts) {
-      cmd.defineCommand(name, { numberOfKeys, lua });
-    }
     const chPrefix = `${this.#prefix}:ch:`;
     sub.on("messageBuffer", (channel: Uint8Array, message: Uint8Array) => {
       const handler = this.#handlers.get(decoder.decode(channel).slice(chPrefix.length));
@@ -185,7 +201,8 @@ export class RedisBackplane implements Backplane {
       if (a < 0 || b < 0) return;
       const offset = Number(decoder.decode(message.subarray(0, a)));
       const prev = Number(decoder.decode(message.subarray(a + 1, b)));
-      handler(message.subarray(b + 1), offset, prev);
+      // A copy: ioredis may hand out views of a buffer it reuses, and handlers keep messages.
+      handler(new Uint8Array(message.subarray(b + 1)), offset, prev);
     });
     const update = () => this.#update();
     for (const client of [cmd, sub]) {
@@ -314,13 +331,13 @@ export class RedisBackplane implements Backplane {
    * @returns The entry's offset.
    */
   async append(log: string, channel: string, data: Uint8Array): Promise<number> {
-    const offset = await this.#cmd.swAppend(
+    const offset = await SCRIPTS.append.run(this.#cmd, [
       this.#key("log", log),
       this.#key("head", log),
       this.#key("ch", channel),
       asBuffer(data),
       this.#retention,
-    );
+    ]);
     return Number(offset);
   }
 
@@ -333,12 +350,12 @@ export class RedisBackplane implements Backplane {
    * @returns Entries, gap and head.
    */
   async read(log: string, after: number, limit: number): Promise<LogRead> {
-    const [head, raw] = await this.#cmd.swReadBuffer(
+    const [head, raw] = await SCRIPTS.read.run(this.#cmd, [
       this.#key("log", log),
       this.#key("head", log),
       String(after),
       limit,
-    ) as [Uint8Array, [Uint8Array, Uint8Array[]][]];
+    ], true) as [Uint8Array, [Uint8Array, Uint8Array[]][]];
     const entries: LogEntry[] = raw.map(([id, fields]) => {
       const entry: LogEntry = {
         offset: Number(decoder.decode(id).split("-")[0]),
@@ -365,7 +382,13 @@ export class RedisBackplane implements Backplane {
    * @returns Resolves once recorded.
    */
   async heartbeat(node: string, info: string, ttlMs: number): Promise<void> {
-    await this.#cmd.swHeartbeat(this.#key("nodes"), this.#key("nodeinfo"), node, info, ttlMs);
+    await SCRIPTS.heartbeat.run(this.#cmd, [
+      this.#key("nodes"),
+      this.#key("nodeinfo"),
+      node,
+      info,
+      ttlMs,
+    ]);
   }
 
   /**
@@ -374,20 +397,23 @@ export class RedisBackplane implements Backplane {
    * @returns The nodes.
    */
   async nodes(): Promise<NodeEntry[]> {
-    const flat = await this.#cmd.swNodes(this.#key("nodes"), this.#key("nodeinfo"));
+    const flat = await SCRIPTS.nodes.run(this.#cmd, [
+      this.#key("nodes"),
+      this.#key("nodeinfo"),
+    ]) as string[];
     const out: NodeEntry[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ id: flat[i], info: flat[i + 1] });
     return out;
   }
 
-  #forget(node: string): Promise<string[]> {
-    return this.#cmd.swForget(
+  async #forget(node: string): Promise<string[]> {
+    return await SCRIPTS.forget.run(this.#cmd, [
       this.#key("nodes"),
       this.#key("nodeinfo"),
       this.#key("sessions"),
       this.#key("nodesessions") + ":",
       node,
-    );
+    ]) as string[];
   }
 
   /**
@@ -430,12 +456,12 @@ export class RedisBackplane implements Backplane {
    * @returns Resolves once removed.
    */
   async deleteSession(node: string, id: string): Promise<void> {
-    await this.#cmd.swDeleteSession(
+    await SCRIPTS.deleteSession.run(this.#cmd, [
       this.#key("sessions"),
       this.#key("nodesessions", node),
       id,
       node,
-    );
+    ]);
   }
 
   /**

@@ -1,0 +1,160 @@
+// What nodes send each other over the backplane, and the frame work around
+// it: a BROADCAST frame is encoded once per codec on the publishing node,
+// with a fixed-width `offset` metadata entry that receivers patch (16 ASCII
+// digits and the CRC-32) once per message, never per session.
+
+import { FrameType, HEADER_SIZE } from "../codec/constants.ts";
+import { compressFrame } from "../codec/compression_stream.ts";
+import type { CompressionName } from "../codec/constants.ts";
+import { crc32 } from "../codec/crc32.ts";
+import type { Frame } from "../codec/frame.ts";
+import { encodeFrames } from "../codec/frame_encoder_stream.ts";
+import { decodeMessage, encodeMessage, type Message } from "../codec/message.ts";
+
+/** Kinds of backplane message. */
+export const Kind = { TOPIC: 1, ALL: 2, UNICAST: 3, KICK: 4 } as const;
+
+/** A decoded backplane message. */
+export interface NodeMessage {
+  kind: number;
+  /** Node that sent it. */
+  origin: string;
+  /** Session excluded (fan-out) or addressed (unicast, kick); "" for none. */
+  target: string;
+  /** Frames by codec name (fan-out), or one frame under "" (unicast). */
+  frames: Map<string, Uint8Array>;
+  /** Kick reason. */
+  reason: string;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Width of the patched offset value: 16 digits hold microseconds until year 2286. */
+const OFFSET_DIGITS = 16;
+const PLACEHOLDER = "0".repeat(OFFSET_DIGITS);
+const MARK = enc.encode("offset" + PLACEHOLDER);
+
+/** Encodes a backplane message. */
+export function encodeNodeMessage(m: NodeMessage): Uint8Array {
+  const origin = enc.encode(m.origin), target = enc.encode(m.target);
+  const reason = enc.encode(m.reason);
+  let size = 1 + 2 + origin.length + 2 + target.length + 1 + 2 + reason.length;
+  const names: Uint8Array[] = [];
+  for (const [name, frame] of m.frames) {
+    const n = enc.encode(name);
+    names.push(n);
+    size += 1 + n.length + 4 + frame.length;
+  }
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  out[at++] = m.kind;
+  for (const part of [origin, target]) {
+    view.setUint16(at, part.length);
+    out.set(part, at + 2);
+    at += 2 + part.length;
+  }
+  view.setUint16(at, reason.length);
+  out.set(reason, at + 2);
+  at += 2 + reason.length;
+  out[at++] = m.frames.size;
+  let i = 0;
+  for (const frame of m.frames.values()) {
+    const n = names[i++];
+    out[at++] = n.length;
+    out.set(n, at);
+    at += n.length;
+    view.setUint32(at, frame.length);
+    out.set(frame, at + 4);
+    at += 4 + frame.length;
+  }
+  return out;
+}
+
+/** Decodes a backplane message; frames are views into `bytes`. */
+export function decodeNodeMessage(bytes: Uint8Array): NodeMessage {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 0;
+  const kind = bytes[at++];
+  const text = () => {
+    const len = view.getUint16(at);
+    const s = dec.decode(bytes.subarray(at + 2, at + 2 + len));
+    at += 2 + len;
+    return s;
+  };
+  const origin = text(), target = text(), reason = text();
+  const count = bytes[at++];
+  const frames = new Map<string, Uint8Array>();
+  for (let i = 0; i < count; i++) {
+    const n = bytes[at++];
+    const name = dec.decode(bytes.subarray(at, at + n));
+    at += n;
+    const len = view.getUint32(at);
+    frames.set(name, bytes.subarray(at + 4, at + 4 + len));
+    at += 4 + len;
+  }
+  return { kind, origin, target, frames, reason };
+}
+
+/** A BROADCAST frame with a zero `offset` metadata entry to patch. */
+export function broadcastTemplate(method: string, params: Uint8Array): Uint8Array {
+  return encodeFrames([
+    encodeMessage({
+      type: FrameType.BROADCAST,
+      seq: 0,
+      method,
+      params,
+      ext: { metadata: [["offset", PLACEHOLDER]] },
+    }),
+  ]);
+}
+
+/** A copy of a template frame carrying `offset`, its CRC-32 recomputed. */
+export function withOffset(template: Uint8Array, offset: number): Uint8Array {
+  const frame = template.slice();
+  const at = findMark(frame) + 6;
+  const digits = String(offset).padStart(OFFSET_DIGITS, "0");
+  for (let i = 0; i < OFFSET_DIGITS; i++) frame[at + i] = digits.charCodeAt(i);
+  const crc = crc32(frame.subarray(HEADER_SIZE), crc32(frame.subarray(0, 13)));
+  new DataView(frame.buffer).setUint32(13, crc);
+  return frame;
+}
+
+function findMark(frame: Uint8Array): number {
+  // The metadata entry is the first of the extension block, a few bytes in.
+  outer: for (let i = HEADER_SIZE; i < Math.min(frame.length, HEADER_SIZE + 32); i++) {
+    for (let j = 0; j < MARK.length; j++) if (frame[i + j] !== MARK[j]) continue outer;
+    return i;
+  }
+  throw new Error("Frame has no offset entry to patch");
+}
+
+/** The frame object of encoded bytes (one whole frame). */
+export function frameOf(bytes: Uint8Array): Frame {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { flags: bytes[3], type: bytes[4], seq: view.getUint32(9), body: bytes.subarray(17) };
+}
+
+/** The bytes to send a session that compresses with `algorithm`, if any. */
+export function forAlgorithm(
+  bytes: Uint8Array,
+  algorithm: CompressionName | undefined,
+): Uint8Array {
+  if (algorithm === undefined) return bytes;
+  const frame = compressFrame(frameOf(bytes), { algorithm });
+  return frame.body === undefined ? bytes : encodeFrames([frame]);
+}
+
+/** A replayed entry: the stored frame's call with its offset and `recovered`. */
+export function replayMessage(bytes: Uint8Array, offset: number): Message {
+  const m = decodeMessage(frameOf(bytes));
+  if (m.type !== FrameType.BROADCAST) throw new Error("Stored frame is not a BROADCAST");
+  return {
+    type: FrameType.BROADCAST,
+    seq: 0,
+    method: m.method,
+    params: m.params,
+    ext: { metadata: [["offset", String(offset)], ["recovered", "1"]] },
+  };
+}
