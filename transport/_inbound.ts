@@ -90,44 +90,47 @@ export class Inbound {
    *   bad input (PROTOCOL.md 1.3) or a broken connection.
    */
   run(): Promise<StreamwireError | undefined> {
-    // Promise reactions rather than an async loop: every idle session holds
-    // its pending read, and an awaiting async function costs it several
-    // times the memory of a reaction.
+    // Never cancelled on a decode error: that would close the connection
+    // before the session's ERROR is written (PROTOCOL.md 1.3).
+    if (this.#conn.read === undefined) this.#reader = this.#conn.readable.getReader();
     return new Promise((resolve) => {
-      const stage = this.#stage;
-      const transform = stage.transform!;
-      const sink = this.#sink;
-      const read = this.#reader();
-      const failed = (error: unknown) => resolve(StreamwireError.from(error));
-      const next = (): void => {
-        read().then(took, failed);
-      };
-      const took = (chunk: Uint8Array | null): void => {
-        try {
-          if (chunk === null) {
-            const done = stage.flush?.(END);
-            if (done === undefined) resolve(undefined);
-            else done.then(() => resolve(undefined), failed);
-            return;
-          }
-          sink.bytes(chunk.length);
-          const held = transform.call(stage, chunk, END);
-          if (held === undefined) next();
-          else held.then(next, failed);
-        } catch (error) {
-          failed(error);
-        }
-      };
-      next();
+      this.#resolve = resolve;
+      this.#next();
     });
   }
 
-  #reader(): () => Promise<Uint8Array | null> {
+  // Promise reactions rather than an async loop, and two of them made once
+  // per connection rather than a closure per step: every idle session
+  // holds its pending read, and an awaiting async function costs it
+  // several times the memory of a reaction.
+  #resolve!: (error: StreamwireError | undefined) => void;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+
+  #next(): void {
     const conn = this.#conn;
-    if (conn.read !== undefined) return () => conn.read!();
-    // Never cancelled on a decode error: that would close the connection
-    // before the session's ERROR is written (PROTOCOL.md 1.3).
-    const reader = conn.readable.getReader();
-    return () => reader.read().then((result) => (result.done ? null : result.value));
+    const reading = conn.read !== undefined
+      ? conn.read()
+      : this.#reader!.read().then((result) => (result.done ? null : result.value));
+    reading.then(this.#took, this.#failed);
   }
+
+  #failed = (error: unknown): void => this.#resolve(StreamwireError.from(error));
+
+  #took = (chunk: Uint8Array | null): void => {
+    const stage = this.#stage;
+    try {
+      if (chunk === null) {
+        const done = stage.flush?.(END);
+        if (done === undefined) this.#resolve(undefined);
+        else done.then(() => this.#resolve(undefined), this.#failed);
+        return;
+      }
+      this.#sink.bytes(chunk.length);
+      const held = stage.transform!(chunk, END);
+      if (held === undefined) this.#next();
+      else held.then(() => this.#next(), this.#failed);
+    } catch (error) {
+      this.#failed(error);
+    }
+  };
 }
