@@ -139,8 +139,9 @@ export class Session extends EventTarget {
   #limits: Required<SessionLimits>;
   #out: Outbound;
   #in: Inbound;
-  #readyWaiters: (() => void)[] = [];
-  #drainWaiters: (() => void)[] = [];
+  // Made when someone waits: most writes find none, and allocate nothing.
+  #readyWaiters: (() => void)[] | undefined;
+  #drainWaiters: (() => void)[] | undefined;
   #pingWindowStart = 0;
   #pingsInWindow = 0;
   #resolveClosed!: () => void;
@@ -266,7 +267,7 @@ export class Session extends EventTarget {
   /** Resolves when the outbound queue is within its limits (or the session closed). */
   ready(): Promise<void> {
     if (this.writable || this.#isDone()) return Promise.resolve();
-    return new Promise((resolve) => this.#readyWaiters.push(resolve));
+    return new Promise((resolve) => (this.#readyWaiters ??= []).push(resolve));
   }
 
   /**
@@ -318,7 +319,7 @@ export class Session extends EventTarget {
       }
       // The queue may be under its bound yet short of room for this
       // message: wait for the next write to finish, not just for `ready()`.
-      await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+      await new Promise<void>((resolve) => (this.#drainWaiters ??= []).push(resolve));
     }
   }
 
@@ -640,14 +641,14 @@ export class Session extends EventTarget {
   }
 
   #wake(): void {
-    if (this.#drainWaiters.length > 0) {
-      const drained = this.#drainWaiters;
-      this.#drainWaiters = [];
+    const drained = this.#drainWaiters;
+    if (drained !== undefined) {
+      this.#drainWaiters = undefined;
       for (const w of drained) w();
     }
-    if (!this.writable && !this.#isDone()) return;
     const waiters = this.#readyWaiters;
-    this.#readyWaiters = [];
+    if (waiters === undefined || (!this.writable && !this.#isDone())) return;
+    this.#readyWaiters = undefined;
     for (const w of waiters) w();
   }
 
