@@ -6,6 +6,8 @@
 // one per line; `…` in a line matches anything. A command ending in ` &`
 // runs in the background until the block ends (then gets SIGINT and must
 // exit 0); lines that a foreground command did not print are read from it.
+// A background command with no lines of its own is ready at its first
+// line on stderr.
 
 import assert from "node:assert/strict";
 import { DEFAULT_CONFIG } from "../../cli/config.ts";
@@ -83,12 +85,24 @@ Deno.test("every example of the README's 'In the shell' section prints what it s
     });
   try {
     for (const steps of blocks(await Deno.readTextFile(README))) {
-      let background: { child: Deno.ChildProcess; lines: Lines; command: string } | undefined;
+      let background:
+        | { child: Deno.ChildProcess; lines: Lines; errors: Lines; command: string }
+        | undefined;
       for (const step of steps) {
         let expected = step.expected;
         if (step.background) {
           const child = bash(step.command, true).spawn();
-          background = { child, lines: new Lines(child.stdout), command: step.command };
+          background = {
+            child,
+            lines: new Lines(child.stdout),
+            errors: new Lines(child.stderr),
+            command: step.command,
+          };
+          // A command that shows no output of its own (capture) is ready
+          // once it says so on stderr.
+          if (expected.length === 0) {
+            assert.ok(await background.errors.next(), `${step.command} ended before it was ready`);
+          }
         } else {
           const out = await bash(step.command).output();
           const text = new TextDecoder();
@@ -116,7 +130,7 @@ Deno.test("every example of the README's 'In the shell' section prints what it s
         assert.equal(await background.lines.next(), undefined, background.command);
         const status = await background.child.status;
         assert.equal(status.code, 0, background.command);
-        await background.child.stderr.cancel();
+        await background.errors.cancel();
       }
     }
   } finally {
