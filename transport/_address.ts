@@ -180,3 +180,21 @@ export function netError(
 /** node:path's `resolve` (a Unix socket path made absolute); a web page has no such paths. */
 const absolute: (path: string) => string =
   nodeBuiltin<{ resolve(path: string): string }>("node:path")?.resolve ?? ((path) => path);
+
+/**
+ * The extra root certificates of a TLS or QUIC dial: `caCerts`, plus the
+ * PEM file `caFile` read now; undefined when there are none.
+ */
+export async function readCaCerts(
+  options: { caCerts?: string[]; caFile?: string },
+): Promise<string[] | undefined> {
+  const certs = options.caCerts ? [...options.caCerts] : [];
+  if (options.caFile !== undefined) {
+    try {
+      certs.push(await Deno.readTextFile(options.caFile));
+    } catch (error) {
+      throw netError(error, `Cannot read caFile '${options.caFile}'`, Status.INVALID_ARGUMENT);
+    }
+  }
+  return certs.length ? certs : undefined;
+}

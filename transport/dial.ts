@@ -12,6 +12,7 @@ import {
   type EndpointOptions,
   formatEndpoint,
   netError,
+  readCaCerts,
   toEndpoint,
 } from "./_address.ts";
 import { checkReadSizes, SocketConnection } from "./_socket_connection.ts";
@@ -87,18 +88,6 @@ function checkTimeout(timeoutMs: number | undefined): number {
   return value;
 }
 
-async function caCerts(options: DialOptions): Promise<string[] | undefined> {
-  const certs = options.caCerts ? [...options.caCerts] : [];
-  if (options.caFile !== undefined) {
-    try {
-      certs.push(await Deno.readTextFile(options.caFile));
-    } catch (error) {
-      throw netError(error, `Cannot read caFile '${options.caFile}'`, Status.INVALID_ARGUMENT);
-    }
-  }
-  return certs.length ? certs : undefined;
-}
-
 const MAKE_CERT = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes " +
   "-subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 " +
   "-addext basicConstraints=critical,CA:FALSE -keyout key.pem -out cert.pem";
@@ -160,7 +149,7 @@ async function open(
     case "unix":
       return await connected(Deno.connect({ transport: "unix", path: endpoint.path }), stop);
     case "tls": {
-      const certs = await caCerts(options);
+      const certs = await readCaCerts(options);
       stop.throwIfAborted();
       const conn = await connected(
         Deno.connectTls({ hostname: endpoint.hostname, port: endpoint.port, caCerts: certs }),

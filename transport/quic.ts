@@ -17,7 +17,7 @@
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Connection, ConnectionOptions, Listener } from "./connection.ts";
-import { netError } from "./_address.ts";
+import { netError, readCaCerts } from "./_address.ts";
 import { checkReadSizes } from "./_socket_connection.ts";
 import { quicApi, type QuicEndpoint, type QuicTransportParams } from "./_quic_api.ts";
 import { QuicConnection } from "./_quic_connection.ts";
@@ -298,18 +298,6 @@ export function listenQuic(options: QuicListenOptions | string | URL): Listener 
   }
 }
 
-async function trusted(options: QuicDialOptions): Promise<string[] | undefined> {
-  const certs = options.caCerts ? [...options.caCerts] : [];
-  if (options.caFile !== undefined) {
-    try {
-      certs.push(await Deno.readTextFile(options.caFile));
-    } catch (error) {
-      throw netError(error, `Cannot read caFile '${options.caFile}'`, Status.INVALID_ARGUMENT);
-    }
-  }
-  return certs.length ? certs : undefined;
-}
-
 /** What to do about a refused server certificate, if that is what happened. */
 function refusal(error: unknown): string {
   const text = error instanceof Error ? error.message : "";
@@ -375,7 +363,7 @@ export async function dialQuic(options: QuicDialOptions | string | URL): Promise
       cause: signal?.reason,
     });
   if (signal?.aborted) throw cancelled();
-  const caCerts = await trusted(settings);
+  const caCerts = await readCaCerts(settings);
   if (signal?.aborted) throw cancelled();
   // An IPv4 address needs an IPv4 socket; "::" takes names and IPv6.
   const local = /^\d+\.\d+\.\d+\.\d+$/.test(hostname) ? "0.0.0.0" : "::";

@@ -4,6 +4,18 @@ import { Output } from "../../cli/_output.ts";
 import { main } from "../../cli/main.ts";
 import { run } from "./_run.ts";
 
+const COMMANDS = [
+  "serve",
+  "call",
+  "batch",
+  "encode",
+  "decode",
+  "inspect",
+  "capture",
+  "bench",
+  "admin",
+];
+
 Deno.test("streamwire without a command prints the command list on stderr and exits 2", async () => {
   const out = await run([]);
   assert.equal(out.code, 2);
