@@ -21,19 +21,7 @@ Deno.test("streamwire without a command prints the command list on stderr and ex
   assert.equal(out.code, 2);
   assert.equal(out.stdout, "");
   assert.match(out.stderr, /^Usage: streamwire <command>/);
-  for (
-    const name of [
-      "serve",
-      "call",
-      "batch",
-      "encode",
-      "decode",
-      "inspect",
-      "capture",
-      "bench",
-      "admin",
-    ]
-  ) {
+  for (const name of COMMANDS) {
     assert.match(out.stderr, new RegExp(`\\n  ${name} `), name);
   }
 });
@@ -49,19 +37,7 @@ Deno.test("the JSR entry (cli/mod.ts) runs the same command", async () => {
 });
 
 Deno.test("every command has --help with an example", async () => {
-  for (
-    const name of [
-      "serve",
-      "call",
-      "batch",
-      "encode",
-      "decode",
-      "inspect",
-      "capture",
-      "bench",
-      "admin",
-    ]
-  ) {
+  for (const name of COMMANDS) {
     const out = await run([name, "--help"]);
     assert.equal(out.code, 0, `${name}: ${out.stderr}`);
     assert.match(out.stdout, new RegExp(`^Usage: streamwire ${name}`), name);
