@@ -5,10 +5,10 @@ import type { StreamwireError } from "../codec/error.ts";
 import type { CodecName } from "../codec/payload_codec.ts";
 import { connect } from "../rpc/client.ts";
 import type { BatchCall, BatchOutcome } from "../rpc/peer.ts";
-import { parseAddress } from "../transport/dial.ts";
-import { choiceFlag, type Command, Exit, intFlag, usage } from "./_command.ts";
+import { choiceFlag, type Command, Exit, intFlag } from "./_command.ts";
 import { jsonLine } from "./_json_value.ts";
 import { ndjsonValues } from "./_ndjson.ts";
+import { dialTarget, tokenOf } from "./_target.ts";
 
 /** Batches in flight at once: enough to keep the connection busy, a bound on memory. */
 const BATCHES_IN_FLIGHT = 4;
@@ -63,21 +63,12 @@ export const batchCommand: Command = {
   },
   positionals: [1, 1],
   async run({ flags, positionals }, io) {
-    let target;
-    try {
-      target = parseAddress(positionals[0]);
-    } catch (error) {
-      throw usage((error as Error).message);
-    }
-    const caFile = flags["ca-file"] as string | undefined;
-    if (caFile !== undefined && target.transport !== "tls") {
-      throw usage(`--ca-file needs a tls:// address, got '${positionals[0]}'`);
-    }
+    const target = dialTarget(positionals[0], flags);
     const size = intFlag(flags, "size", { min: 1, max: 10_000, default: 100 });
     const timeout = intFlag(flags, "timeout", { min: 1, max: 2 ** 31 - 1 });
     const codec = choiceFlag(flags, "codec", ["msgpack", "cbor", "json"], "msgpack");
-    const client = await connect({ ...target, caFile }, {
-      token: (flags.token as string | undefined) ?? io.env.STREAMWIRE_TOKEN,
+    const client = await connect(target, {
+      token: tokenOf(flags, io),
       codecs: [codec as CodecName],
       reconnect: false,
     });

@@ -8,7 +8,6 @@ import { connect, type RpcClient } from "../rpc/client.ts";
 import type { MethodKind } from "../rpc/methods.ts";
 import type { CallOptions, Push } from "../rpc/peer.ts";
 import { type MethodInfo, REFLECTION_METHOD } from "../rpc/reflection.ts";
-import { parseAddress } from "../transport/dial.ts";
 import {
   choiceFlag,
   type CliIo,
@@ -21,6 +20,7 @@ import {
 } from "./_command.ts";
 import { jsonLine } from "./_json_value.ts";
 import { ndjsonValues } from "./_ndjson.ts";
+import { dialTarget, tokenOf } from "./_target.ts";
 
 const CODECS = ["msgpack", "cbor", "json"] as const;
 const KINDS = ["unary", "server_stream", "client_stream", "bidi"] as const;
@@ -87,7 +87,7 @@ export const callCommand: Command = {
       metadata: headers(flags),
       signal: io.signal,
     };
-    const target = address(url, flags);
+    const target = dialTarget(url, flags);
     let params: unknown;
     const dataFromStdin = flags.data === "@";
     if (paramsText !== undefined) params = parseJson(paramsText, "params");
@@ -96,7 +96,7 @@ export const callCommand: Command = {
     }
 
     const client = await connect(target, {
-      token: (flags.token as string | undefined) ?? io.env.STREAMWIRE_TOKEN,
+      token: tokenOf(flags, io),
       codecs: [choiceFlag(flags, "codec", CODECS, "msgpack") as CodecName],
       reconnect: false,
     });
@@ -123,21 +123,6 @@ export const callCommand: Command = {
     }
   },
 };
-
-function address(url: string, flags: Flags): ReturnType<typeof parseAddress> {
-  let target;
-  try {
-    target = parseAddress(url);
-  } catch (error) {
-    throw usage((error as Error).message);
-  }
-  const caFile = flags["ca-file"] as string | undefined;
-  if (caFile !== undefined) {
-    if (target.transport !== "tls") throw usage(`--ca-file needs a tls:// address, got '${url}'`);
-    return { ...target, caFile } as ReturnType<typeof parseAddress>;
-  }
-  return target;
-}
 
 function headers(flags: Flags): [string, string][] | undefined {
   const entries = flags.header as string[] | undefined;
