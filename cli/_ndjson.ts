@@ -19,7 +19,9 @@ export function ndjsonValues(
 ): ReadableStream<unknown> {
   let number = 0;
   let rest = "";
-  const values: unknown[] = [];
+  // Values of the last read, taken from `next` on: no shift() per value.
+  let values: unknown[] = [];
+  let next = 0;
   const text = bytes.pipeThrough(new TextDecoderStream()).getReader();
   const take = (line: string) => {
     number++;
@@ -51,7 +53,9 @@ export function ndjsonValues(
   };
   return new ReadableStream<unknown>({
     async pull(controller) {
-      while (values.length === 0) {
+      while (next === values.length) {
+        values = [];
+        next = 0;
         if (failure !== undefined) {
           text.cancel().catch(() => {});
           throw failure;
@@ -66,14 +70,17 @@ export function ndjsonValues(
           }
           continue;
         }
-        const parts = (rest + value).split("\n");
+        // Only the new text is scanned: a long line is not split again per read.
+        const parts = value.split("\n");
+        parts[0] = rest + parts[0];
         rest = parts.pop()!;
         takeAll(parts);
         if (rest.length > MAX_LINE && failure === undefined) {
           failure = usage(`${what} line ${number + 1}: longer than ${MAX_LINE} characters`);
         }
       }
-      controller.enqueue(values.shift());
+      controller.enqueue(values[next]);
+      values[next++] = undefined;
     },
     cancel(reason) {
       return text.cancel(reason);
