@@ -6,6 +6,7 @@ import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
+import { tokensEqual } from "../transport/handshake.ts";
 
 /** HTTP status of each protocol status an admin route fails with. */
 const HTTP_STATUS: Record<number, ContentfulStatusCode> = {
@@ -74,17 +75,6 @@ export function adminNotFound(): NotFoundHandler {
   };
 }
 
-const ENCODER = new TextEncoder();
-
-/** Compares in time that depends on the lengths only. */
-function sameSecret(a: string, b: string): boolean {
-  const x = ENCODER.encode(a);
-  const y = ENCODER.encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < x.length; i++) diff |= x[i] ^ (y[i] ?? 0);
-  return diff === 0;
-}
-
 /**
  * Requires `authorization: Bearer <token>`; a missing, malformed or wrong
  * header is 401 with a `www-authenticate` challenge (RFC 6750 3).
@@ -93,7 +83,7 @@ export function bearerToken(token: string): MiddlewareHandler {
   return async function bearerToken(c, next) {
     const header = c.req.header("authorization");
     const match = header === undefined ? null : /^Bearer +([\x21-\x7e]+) *$/i.exec(header);
-    if (match === null || !sameSecret(match[1], token)) {
+    if (match === null || !tokensEqual(match[1], token)) {
       const message = header === undefined
         ? "Missing bearer token"
         : match === null

@@ -11,6 +11,7 @@
 import { DEFAULT_MAX_FRAME, HEADER_SIZE, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Connection, Listener } from "./connection.ts";
+import { tokensEqual } from "./handshake.ts";
 import { netError } from "./_address.ts";
 import { ApiChannel } from "./_websocket_api.ts";
 import { WebSocketConnection } from "./_websocket_connection.ts";
@@ -146,15 +147,6 @@ function positive(value: number | undefined, name: string, fallback: number): nu
   return n;
 }
 
-/** Compares two secrets in time independent of where they differ. */
-function sameSecret(given: string, expected: string): boolean {
-  const a = new TextEncoder().encode(given);
-  const b = new TextEncoder().encode(expected);
-  let diff = a.length ^ b.length;
-  for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ b[i];
-  return diff === 0;
-}
-
 function text(status: number, body: string, headers: Record<string, string> = {}): Response {
   return new Response(body, { status, headers: { "content-type": "text/plain", ...headers } });
 }
@@ -256,7 +248,7 @@ function makeHandler(
     if (token !== undefined) {
       const bearer = /^Bearer\s+(.+)$/i.exec(request.headers.get("authorization") ?? "")?.[1];
       const given = bearer ?? url.searchParams.get("token");
-      if (given === null || !sameSecret(given, token)) {
+      if (given === null || !tokensEqual(given, token)) {
         return text(401, "Token required\n", { "www-authenticate": "Bearer" });
       }
     }
