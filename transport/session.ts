@@ -27,6 +27,7 @@ import {
 import { Inbound } from "./_inbound.ts";
 import { Outbound, writerOf } from "./_outbound.ts";
 import { bindLink, Link } from "./_session_link.ts";
+import type { SessionTap } from "./session_tap.ts";
 import {
   CALL_OPENERS,
   CONTROL,
@@ -46,6 +47,7 @@ export type {
   SessionStages,
   SessionStats,
 } from "./session_options.ts";
+export type { SessionTap } from "./session_tap.ts";
 
 /**
  * One connection during and after the handshake.
@@ -111,6 +113,11 @@ export class Session extends EventTarget {
   }
   /** Resolves once the session is closed. */
   readonly closed: Promise<void>;
+  /**
+   * Sees each message received and each accepted to send while set (the
+   * admin API's wire tap); unset, it costs one branch per message.
+   */
+  tap: SessionTap | undefined = undefined;
   /** Resolves once the handshake completed; rejects if the session closed before. */
   get opened(): Promise<void> {
     if (this.#opened === undefined) {
@@ -301,6 +308,7 @@ export class Session extends EventTarget {
       }
     } else if (!this.#hasRoom(size, 1)) return false;
     out.push(message, size);
+    this.tap?.sent(message, size);
     return true;
   }
 
@@ -334,6 +342,7 @@ export class Session extends EventTarget {
   sendEncoded(bytes: Uint8Array, frames = 1): boolean {
     if (this.#isDone() || !this.#hasRoom(bytes.length, frames)) return false;
     this.#out.pushEncoded(bytes, frames);
+    this.tap?.sentEncoded(bytes, frames);
     return true;
   }
 
@@ -493,6 +502,7 @@ export class Session extends EventTarget {
    */
   #receive(message: Message): void | Promise<void> {
     if (this.#ended || this.#state === SessionState.CLOSED) return;
+    this.tap?.received(message);
     const stats = this.stats;
     stats.framesIn++;
     switch (message.type) {
