@@ -24,6 +24,7 @@
 import { connect, type RpcClient, RpcServer } from "../../rpc/mod.ts";
 import { demoMethods } from "../../rpc/demo.ts";
 import { JsonChild, lines, reply } from "../_json_child.ts";
+import { listen, Server } from "../../transport/mod.ts";
 
 const BATCH = 250;
 const TARGET_KIB = 12;
@@ -69,12 +70,25 @@ async function serverChild(mode: string, n: number): Promise<void> {
     port = Number(new URL(server.listen({ hostname: "127.0.0.1", port: 0 })).port);
     // Every client's connect() resolved after its handshake, so all are handshaken here.
     count = () => server.transport.sessionCount;
+  } else if (mode === "session") {
+    // The transport's session alone: handshake, read loop, outbound queue; no RPC layer.
+    const server = new Server({ handler: { message() {} }, maxConnections: n + 100 });
+    const listener = listen({ hostname: "127.0.0.1", port: 0 });
+    port = Number(new URL(listener.addr).port);
+    server.serve(listener);
+    count = () => server.sessionCount;
   } else {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     port = listener.addr.port;
     const conns: Deno.Conn[] = [];
+    // `reading`: each connection also has one 512-byte read pending, as a
+    // session's idle connection does: the floor for a server that notices input.
+    const reading = mode === "reading";
     (async () => {
-      for await (const conn of listener) conns.push(conn);
+      for await (const conn of listener) {
+        conns.push(conn);
+        if (reading) conn.read(new Uint8Array(512)).catch(() => {});
+      }
     })();
     count = () => conns.length;
   }
@@ -89,7 +103,7 @@ async function serverChild(mode: string, n: number): Promise<void> {
 
 /** Opens N clients of `mode` to `port`, says so, and holds them until stdin closes. */
 async function clientChild(mode: string, n: number, port: number): Promise<void> {
-  const open: () => Promise<RpcClient | Deno.Conn> = mode === "rpc"
+  const open: () => Promise<RpcClient | Deno.Conn> = mode === "rpc" || mode === "session"
     ? () => connect(`tcp://127.0.0.1:${port}`, { reconnect: false })
     : () => Deno.connect({ hostname: "127.0.0.1", port });
   const clients: (RpcClient | Deno.Conn)[] = [];
@@ -157,6 +171,10 @@ async function main(n: number): Promise<void> {
     `held RSS ${kib(m.rssHeld)}`;
   const bare = await measure("bare", n);
   console.log(`  bare accepted Deno.Conn, no read pending: ${describe(bare.memory)}`);
+  const reading = await measure("reading", n);
+  console.log(`  bare accepted Deno.Conn, one 512-byte read pending: ${describe(reading.memory)}`);
+  const session = await measure("session", n);
+  console.log(`  handshaken transport Session, no RPC layer: ${describe(session.memory)}`);
   const rpc = await measure("rpc", n);
   console.log(
     `  handshaken RpcServer session (opened in ${(rpc.ms / 1000).toFixed(2)} s): ` +
