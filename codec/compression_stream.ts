@@ -36,6 +36,7 @@ import { byteLimit } from "./_limits.ts";
 export const DEFAULT_COMPRESSION_THRESHOLD = 1024;
 
 const ALL: readonly CompressionName[] = ["zstd", "lz4", "zlib"];
+const ALL_FROZEN: readonly CompressionName[] = Object.freeze([...ALL]);
 const NAME_OF = ["none", "zlib", "lz4", "zstd"] as const;
 /** Codes this runtime compresses synchronously, as a bit mask (all of them where it has node:zlib). */
 const SYNC_MASK = [0, 1, 2, 3].reduce(
@@ -250,7 +251,7 @@ export class DecompressorStage implements Transformer<Frame, Frame> {
    * @throws {StreamwireError} `invalid_argument` for a `maxFrame` that is not a non-negative integer.
    */
   constructor(options: DecompressOptions = {}) {
-    this.#accept = Object.freeze([...(options.accept ?? ALL)]);
+    this.#accept = options.accept === undefined ? ALL_FROZEN : Object.freeze([...options.accept]);
     this.#limits = {
       maxFrame: byteLimit("maxFrame", options.maxFrame ?? DEFAULT_MAX_FRAME),
       mask: acceptMask(this.#accept),

@@ -130,6 +130,9 @@ function frameAt(
   };
 }
 
+/** Never written: `#keep` replaces it before adding a part. */
+const NO_PARTS: Uint8Array[] = [];
+
 /**
  * The synchronous deframing state machine behind {@linkcode DeframerStage},
  * for callers that run their own read loop.
@@ -185,7 +188,8 @@ function frameAt(
 export class Deframer {
   #maxFrame: number;
   /** Pieces of the incomplete frame at the end of the last chunk. */
-  #parts: Uint8Array[] = [];
+  /** The shared empty list while nothing is kept: an idle deframer holds no array. */
+  #parts: Uint8Array[] = NO_PARTS;
   #partBytes = 0;
   /** Full size of the incomplete frame, or 0 while its header is incomplete. */
   #need = 0;
@@ -275,6 +279,7 @@ export class Deframer {
     const n = piece.length;
     const before = this.#partBytes;
     this.#partBytes = before + n;
+    if (this.#parts === NO_PARTS) this.#parts = [];
     if (n >= COALESCE && piece.buffer.byteLength <= 2 * n) {
       this.#parts.push(piece);
       this.#tail = undefined;
@@ -329,7 +334,7 @@ export class Deframer {
     }
     frame.set(chunk.subarray(0, missing), at);
     // Reset before handing the frame over: `out.push` may push again.
-    this.#parts = [];
+    this.#parts = NO_PARTS;
     this.#partBytes = 0;
     this.#need = 0;
     this.#tail = undefined;

@@ -47,17 +47,21 @@ const UTF8 = new TextDecoder();
 /** Never written: callers share it until they open a stream. */
 const NO_STREAMS = new Map<number, never>();
 
-/** Callers of peers, for the reconnecting client: not part of {@linkcode RpcPeer}'s API. */
-const CALLERS = new WeakMap<RpcPeer, Caller>();
+/**
+ * How to reach a peer's caller, for the reconnecting client: not part of
+ * {@linkcode RpcPeer}'s API. Set once by RpcPeer's class, so that no peer
+ * pays a map entry or a closure for it.
+ */
+let callerAccess: ((peer: RpcPeer) => Caller) | undefined;
 
-/** Binds a peer to its caller. */
-export function bindCaller(peer: RpcPeer, caller: Caller): void {
-  CALLERS.set(peer, caller);
+/** Registers the accessor of peers' callers (RpcPeer's class does, once). */
+export function provideCallerAccess(access: (peer: RpcPeer) => Caller): void {
+  callerAccess = access;
 }
 
-/** The calling side of a peer. */
+/** The calling side of a peer (made on first use). */
 export function callerOf(peer: RpcPeer): Caller {
-  return CALLERS.get(peer)!;
+  return callerAccess!(peer);
 }
 
 /** The calls this side makes over one session. */

@@ -11,8 +11,8 @@ import type { Message } from "../codec/message.ts";
 import { getCodec, type PayloadCodec } from "../codec/payload_codec.ts";
 import { DEFAULT_WINDOW } from "../transport/handshake.ts";
 import type { Session } from "../transport/session.ts";
-import { bindCaller, Caller } from "./_caller.ts";
-import { Dispatcher, logError } from "./_dispatcher.ts";
+import { Caller, provideCallerAccess } from "./_caller.ts";
+import { Dispatcher, type DispatcherOptions, logError } from "./_dispatcher.ts";
 import { Outgoing } from "./_outgoing.ts";
 import type { Interceptor } from "./interceptor.ts";
 import type { Methods } from "./methods.ts";
@@ -151,6 +151,43 @@ function limitsOf(options: PeerLimits): Required<PeerLimits> {
   return limits;
 }
 
+/** What peers made with the same options object share (a server passes one to all its peers). */
+interface Shared {
+  limits: Required<PeerLimits>;
+  /** Dispatcher options for the default window. */
+  dispatcher: DispatcherOptions;
+}
+
+const SHARED = new WeakMap<RpcPeerOptions, Shared>();
+
+function dispatcherOptions(
+  options: RpcPeerOptions,
+  limits: Required<PeerLimits>,
+  window: number,
+): DispatcherOptions {
+  return {
+    methods: options.methods,
+    interceptors: options.interceptors ?? [],
+    onPush: options.onPush,
+    onError: options.onError ?? logError,
+    maxConcurrentCalls: limits.maxConcurrentCalls,
+    maxBatchSize: limits.maxBatchSize,
+    maxDeadlineMs: limits.maxDeadlineMs,
+    window,
+  };
+}
+
+/** Options read once per options object, not once per session. */
+function sharedOf(options: RpcPeerOptions): Shared {
+  let shared = SHARED.get(options);
+  if (shared === undefined) {
+    const limits = limitsOf(options);
+    shared = { limits, dispatcher: dispatcherOptions(options, limits, DEFAULT_WINDOW) };
+    SHARED.set(options, shared);
+  }
+  return shared;
+}
+
 /**
  * RPC over one session, in both directions: client sessions use odd call
  * ids, server sessions even ones, so either side can call the other.
@@ -184,12 +221,19 @@ export class RpcPeer {
   readonly session: Session;
   /** Payload codec negotiated for the session. */
   readonly codec: PayloadCodec;
-  #caller: Caller;
+  // The calling side is made on first use: most server peers never call.
+  #caller: Caller | undefined;
   #dispatcher: Dispatcher;
-  #outgoing: Outgoing;
-  #onError: (error: unknown, info: ErrorInfo) => void;
+  #outgoing: Outgoing | undefined;
+  #options: RpcPeerOptions;
+  #limits: Required<PeerLimits>;
+  #closedWith: StreamwireError | undefined;
   /** Low bit of the call ids this side allocates. */
   #parity: number;
+
+  static {
+    provideCallerAccess((peer) => peer.#callerNow());
+  }
 
   /**
    * Serves and makes calls over an established session.
@@ -200,28 +244,39 @@ export class RpcPeer {
   constructor(session: Session, options: RpcPeerOptions = {}) {
     this.session = session;
     this.codec = getCodec(session.codec);
-    const limits = limitsOf(options);
-    const window = session.settings?.window ?? DEFAULT_WINDOW;
-    const interceptors = options.interceptors ?? [];
-    this.#onError = options.onError ?? logError;
+    const shared = sharedOf(options);
+    const window = this.window;
+    this.#options = options;
+    this.#limits = shared.limits;
     this.#parity = session.role === "client" ? 1 : 0;
-    this.#caller = new Caller(session, this.codec, limits, window);
-    this.#dispatcher = new Dispatcher(session, this.codec, {
-      methods: options.methods,
-      interceptors,
-      onPush: options.onPush,
-      onError: this.#onError,
-      maxConcurrentCalls: limits.maxConcurrentCalls,
-      maxBatchSize: limits.maxBatchSize,
-      maxDeadlineMs: limits.maxDeadlineMs,
-      window,
-    });
-    const caller = this.#caller;
-    this.#outgoing = new Outgoing(interceptors, limits.defaultTimeoutMs, {
-      caller: () => caller,
-      current: () => caller,
-    });
-    bindCaller(this, caller);
+    this.#dispatcher = new Dispatcher(
+      session,
+      this.codec,
+      window === DEFAULT_WINDOW
+        ? shared.dispatcher
+        : dispatcherOptions(options, shared.limits, window),
+    );
+  }
+
+  #callerNow(): Caller {
+    let caller = this.#caller;
+    if (caller === undefined) {
+      caller = this.#caller = new Caller(this.session, this.codec, this.#limits, this.window);
+      if (this.#closedWith !== undefined) caller.close(this.#closedWith);
+    }
+    return caller;
+  }
+
+  get #out(): Outgoing {
+    if (this.#outgoing === undefined) {
+      const caller = this.#callerNow();
+      this.#outgoing = new Outgoing(
+        this.#options.interceptors ?? [],
+        this.#limits.defaultTimeoutMs,
+        { caller: () => caller, current: () => caller },
+      );
+    }
+    return this.#outgoing;
   }
 
   /** NOTIFYs dropped because `maxConcurrentCalls` handlers were already running. */
@@ -236,7 +291,7 @@ export class RpcPeer {
 
   /** Calls made and not yet answered (unary, batch and streams). */
   get pending(): number {
-    return this.#caller.pending;
+    return this.#caller?.pending ?? 0;
   }
 
   /** Streaming window of the session. */
@@ -264,19 +319,23 @@ export class RpcPeer {
           return this.#dispatcher.push(message);
         case FrameType.RESPONSE:
         case FrameType.BATCH_RESULT:
-          return this.#caller.frame(message);
+          return this.#callerNow().frame(message);
         case FrameType.DATA:
         case FrameType.END:
         case FrameType.CREDIT:
         case FrameType.CANCEL:
         case FrameType.ERROR:
           // The id's parity tells a call this side made from one it serves.
-          if ((message.seq & 1) === this.#parity) return this.#caller.frame(message);
+          if ((message.seq & 1) === this.#parity) return this.#callerNow().frame(message);
           return this.#dispatcher.frame(message);
       }
     } catch (error) {
       try {
-        this.#onError(error, { method: "", session: this.session, id: message.seq });
+        (this.#options.onError ?? logError)(error, {
+          method: "",
+          session: this.session,
+          id: message.seq,
+        });
       } catch { /* the connection and the other calls go on */ }
     }
   }
@@ -293,7 +352,7 @@ export class RpcPeer {
    *   (too many pending, or the call is larger than maxFrame).
    */
   call(method: string, params?: unknown, options: CallOptions = {}): Promise<unknown> {
-    return this.#outgoing.call(method, params, options);
+    return this.#out.call(method, params, options);
   }
 
   /**
@@ -305,7 +364,7 @@ export class RpcPeer {
    * @returns Resolves once the NOTIFY is queued for sending.
    */
   notify(method: string, params?: unknown, options: CallOptions = {}): Promise<void> {
-    return this.#outgoing.notify(method, params, options);
+    return this.#out.notify(method, params, options);
   }
 
   /**
@@ -316,7 +375,7 @@ export class RpcPeer {
    * @returns One outcome per call, in order; one failing entry does not fail the others.
    */
   batch(calls: readonly BatchCall[], options: CallOptions = {}): Promise<BatchOutcome[]> {
-    return this.#outgoing.batch(calls, options);
+    return this.#out.batch(calls, options);
   }
 
   /**
@@ -329,7 +388,7 @@ export class RpcPeer {
    * @returns The results; reading grants CREDIT, `cancel()` sends CANCEL.
    */
   stream(method: string, params?: unknown, options: CallOptions = {}): ReadableStream<unknown> {
-    return this.#outgoing.stream(method, params, options);
+    return this.#out.stream(method, params, options);
   }
 
   /**
@@ -347,7 +406,7 @@ export class RpcPeer {
     input: ReadableStream<unknown> | AsyncIterable<unknown>,
     options: CallOptions & { params?: unknown } = {},
   ): Promise<unknown> {
-    return this.#outgoing.upload(method, input, options);
+    return this.#out.upload(method, input, options);
   }
 
   /**
@@ -364,7 +423,7 @@ export class RpcPeer {
     params?: unknown,
     options: CallOptions = {},
   ): { readable: ReadableStream<unknown>; writable: WritableStream<unknown> } {
-    return this.#outgoing.duplex(method, params, options);
+    return this.#out.duplex(method, params, options);
   }
 
   /**
@@ -374,7 +433,8 @@ export class RpcPeer {
    * @param reason The error to fail with.
    */
   close(reason: StreamwireError): void {
-    this.#caller.close(reason);
+    this.#closedWith ??= reason;
+    this.#caller?.close(reason);
     this.#dispatcher.close(reason);
   }
 

@@ -24,7 +24,13 @@ import { servedInterceptors } from "./_otel_server.ts";
 import { Health, withHealth } from "./health.ts";
 import { asLogger, jsonLogger, type LogFunction, type Logger } from "./logger.ts";
 import { logClosed, logFailure, logOpened } from "./_log.ts";
-import { type ErrorInfo, type PeerLimits, type Push, RpcPeer } from "./peer.ts";
+import {
+  type ErrorInfo,
+  type PeerLimits,
+  type Push,
+  RpcPeer,
+  type RpcPeerOptions,
+} from "./peer.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { Status } from "../codec/constants.ts";
 
@@ -150,6 +156,14 @@ export class RpcServer {
     const counted = metrics === undefined ? served : metrics.wrap(served);
     const onError = options.onError ??
       ((error: unknown, info: ErrorInfo) => logFailure(logger, error, info));
+    // One options object for every peer, so that they share what they derive from it.
+    const peerOptions: RpcPeerOptions = {
+      ...options,
+      methods: counted,
+      onPush: undefined,
+      onError,
+      interceptors,
+    };
     this.transport = new Server({
       ...options,
       // A BATCH over maxBatchSize is refused from its count: its entries are never built.
@@ -158,13 +172,12 @@ export class RpcServer {
         open: (session) => {
           this.#peers.set(
             session,
-            new RpcPeer(session, {
-              ...options,
-              methods: counted,
-              onPush: onPush && ((push) => onPush(session, push)),
-              onError,
-              interceptors,
-            }),
+            new RpcPeer(
+              session,
+              onPush === undefined
+                ? peerOptions
+                : { ...peerOptions, onPush: (push) => onPush(session, push) },
+            ),
           );
           logOpened(logger, session);
         },

@@ -13,6 +13,10 @@ import { encodeMessages } from "../codec/message_stream.ts";
 import { composeStages, type Stage } from "../codec/stage.ts";
 import type { Connection } from "./connection.ts";
 
+/** Never written: the queue's lists while empty; replaced before anything is added. */
+// deno-lint-ignore no-explicit-any
+const NONE: any[] = [];
+
 /** Where the queue writes: one write at a time. */
 export type WriteFn = (chunk: Uint8Array) => Promise<void>;
 
@@ -61,14 +65,15 @@ export class Outbound {
   threshold: number;
 
   #hooks: OutboundHooks;
-  #pending: Message[] = [];
+  // The shared empty lists while nothing is queued: an idle session holds no arrays.
+  #pending: Message[] = NONE;
   /** Body sizes of `#pending`, measured when accepted, so encoding does not measure again. */
-  #pendingSizes: number[] = [];
+  #pendingSizes: number[] = NONE;
   #pendingBytes = 0;
   /** Wire size of the largest message in `#pending`. */
   #pendingLargest = 0;
   #flushScheduled = false;
-  #chunks: Uint8Array[] = [];
+  #chunks: Uint8Array[] = NONE;
   #chunkFrames = 0;
   #writing = false;
   /** Waiting for the writes in progress to end (close waits for them). */
@@ -96,6 +101,10 @@ export class Outbound {
 
   /** Accepts a message of `size` wire bytes (header included, before compression). */
   push(message: Message, size: number): void {
+    if (this.#pending === NONE) {
+      this.#pending = [];
+      this.#pendingSizes = [];
+    }
     this.#pending.push(message);
     this.#pendingSizes.push(size - HEADER_SIZE);
     this.#pendingBytes += size;
@@ -136,6 +145,7 @@ export class Outbound {
   pushEncoded(chunk: Uint8Array, frames: number): void {
     // Keeps order: messages accepted before go first.
     this.#encodePending();
+    if (this.#chunks === NONE) this.#chunks = [];
     this.#chunks.push(chunk);
     this.#chunkFrames += frames;
     this.bytes += chunk.length;
@@ -157,11 +167,11 @@ export class Outbound {
   /** Drops everything queued. */
   clear(): void {
     this.#generation++;
-    this.#pending = [];
-    this.#pendingSizes = [];
+    this.#pending = NONE;
+    this.#pendingSizes = NONE;
     this.#pendingBytes = 0;
     this.#pendingLargest = 0;
-    this.#chunks = [];
+    this.#chunks = NONE;
     this.#chunkFrames = 0;
     this.bytes = 0;
     this.frames = 0;
@@ -174,8 +184,8 @@ export class Outbound {
     const estimated = this.#pendingBytes;
     const sizes = this.#pendingSizes;
     const largest = this.#pendingLargest;
-    this.#pending = [];
-    this.#pendingSizes = [];
+    this.#pending = NONE;
+    this.#pendingSizes = NONE;
     this.#pendingBytes = 0;
     this.#pendingLargest = 0;
     // Nothing to compress and no stage of the user's: straight to wire
@@ -184,6 +194,7 @@ export class Outbound {
       this.#user === undefined &&
       (this.algorithm === undefined || largest - HEADER_SIZE < this.threshold)
     ) {
+      if (this.#chunks === NONE) this.#chunks = [];
       this.#chunks.push(encodeWire(pending, sizes));
       this.#chunkFrames += pending.length;
       return;
@@ -199,6 +210,7 @@ export class Outbound {
     this.frames -= pending.length - frames.length;
     this.bytes += (chunk?.length ?? 0) - estimated;
     if (chunk === undefined) return;
+    if (this.#chunks === NONE) this.#chunks = [];
     this.#chunks.push(chunk);
     this.#chunkFrames += frames.length;
   }
@@ -245,7 +257,7 @@ export class Outbound {
     if (this.#chunks.length === 0) return this.#stopped();
     const chunks = this.#chunks;
     const frames = this.#chunkFrames;
-    this.#chunks = [];
+    this.#chunks = NONE;
     this.#chunkFrames = 0;
     const chunk = chunks.length === 1 ? chunks[0] : concat(chunks);
     const generation = this.#generation;

@@ -67,7 +67,15 @@ export class SocketConnection implements Connection {
   readonly remoteAddr: string;
   readonly localAddr: string;
   readonly transport: SocketTransport;
-  readonly closed: Promise<void>;
+  get closed(): Promise<void> {
+    // Made when someone asks: an idle session's connection holds no promise for it.
+    if (this.#closed === undefined) {
+      this.#closed = this.#isClosed
+        ? Promise.resolve()
+        : new Promise((resolve) => (this.#resolveClosed = resolve));
+    }
+    return this.#closed;
+  }
 
   #conn: Deno.Conn;
   #allowHalfOpen: boolean;
@@ -78,7 +86,10 @@ export class SocketConnection implements Connection {
   #writable: WritableStream<Uint8Array> | undefined;
   #readController: ReadableStreamDefaultController<Uint8Array> | undefined;
   #writeController: WritableStreamDefaultController | undefined;
-  #resolveClosed!: () => void;
+  #closed: Promise<void> | undefined;
+  #resolveClosed: (() => void) | undefined;
+  /** Closed, and the I/O in flight then has settled. */
+  #isClosed = false;
   /** close() ran (or started from an error): both streams are settled. */
   #closing = false;
   /** The readable is done: EOF, cancelled or settled by close(). */
@@ -128,7 +139,6 @@ export class SocketConnection implements Connection {
         // some systems); its first read reports the reset.
       }
     }
-    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
   }
 
   get readable(): ReadableStream<Uint8Array> {
@@ -483,6 +493,9 @@ export class SocketConnection implements Connection {
       // Already closed.
     }
     Promise.allSettled([this.#reading, this.#writing, this.#idleCheck])
-      .then(() => this.#resolveClosed());
+      .then(() => {
+        this.#isClosed = true;
+        this.#resolveClosed?.();
+      });
   }
 }

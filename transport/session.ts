@@ -49,6 +49,25 @@ export type {
 } from "./session_options.ts";
 export type { SessionTap } from "./session_tap.ts";
 
+/** The limits the last session was made with: a server's sessions share one object. */
+let lastLimits: Required<SessionLimits> | undefined;
+
+/** `limits`, or an equal object made before (limits are never changed once made). */
+function sharedLimits(limits: Required<SessionLimits>): Required<SessionLimits> {
+  const last = lastLimits;
+  if (last !== undefined) {
+    let same = true;
+    for (const key in limits) {
+      if (limits[key as keyof SessionLimits] !== last[key as keyof SessionLimits]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return last;
+  }
+  return lastLimits = limits;
+}
+
 /**
  * One connection during and after the handshake.
  *
@@ -112,7 +131,15 @@ export class Session extends EventTarget {
     return this.#topics ??= new Set();
   }
   /** Resolves once the session is closed. */
-  readonly closed: Promise<void>;
+  get closed(): Promise<void> {
+    // Made when someone asks: an idle server session holds no promise for it.
+    if (this.#closed === undefined) {
+      this.#closed = this.#state === SessionState.CLOSED
+        ? Promise.resolve()
+        : new Promise((resolve) => (this.#resolveClosed = resolve));
+    }
+    return this.#closed;
+  }
   /**
    * Sees each message received and each accepted to send while set (the
    * admin API's wire tap); unset, it costs one branch per message.
@@ -140,8 +167,9 @@ export class Session extends EventTarget {
   #peerGoaway: GoawayMessage | undefined;
   #closeReason: StreamwireError | undefined;
   #handler: SessionHandler;
-  /** What the handshake needs of the options; the options object itself is not kept. */
-  #handshakeWith: Pick<SessionOptions, "negotiate" | "acceptAck">;
+  /** What the handshake needs of the options (the options object itself is not kept). */
+  #negotiate: SessionOptions["negotiate"];
+  #acceptAck: SessionOptions["acceptAck"];
   #maxFrame: number;
   #limits: Required<SessionLimits>;
   #out: Outbound;
@@ -151,7 +179,8 @@ export class Session extends EventTarget {
   #drainWaiters: (() => void)[] | undefined;
   #pingWindowStart = 0;
   #pingsInWindow = 0;
-  #resolveClosed!: () => void;
+  #closed: Promise<void> | undefined;
+  #resolveClosed: (() => void) | undefined;
   // Made on first use: an idle server session never needs these.
   #data: Record<string, unknown> | undefined;
   #topics: Set<string> | undefined;
@@ -179,8 +208,9 @@ export class Session extends EventTarget {
     this.role = options.role;
     this.#id = options.id ?? "";
     this.#handler = options.handler;
-    this.#handshakeWith = { negotiate: options.negotiate, acceptAck: options.acceptAck };
-    this.#limits = { ...DEFAULT_LIMITS, ...definedOnly(options) };
+    this.#negotiate = options.negotiate;
+    this.#acceptAck = options.acceptAck;
+    this.#limits = sharedLimits({ ...DEFAULT_LIMITS, ...definedOnly(options) });
     const now = Date.now();
     this.stats = {
       framesIn: 0,
@@ -192,7 +222,6 @@ export class Session extends EventTarget {
       lastSentAt: now,
       rttMs: undefined,
     };
-    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     const maxFrame = this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
     const link = new Link(this, writerOf(conn));
     this.#in = new Inbound(conn, {
@@ -584,7 +613,11 @@ export class Session extends EventTarget {
     }
     let settings: SessionSettings;
     try {
-      settings = handshakeSettings(message, this.role, this.#handshakeWith);
+      settings = handshakeSettings(message, this.role, {
+        negotiate: this.#negotiate,
+        acceptAck: this.#acceptAck,
+      });
+      this.#negotiate = this.#acceptAck = undefined;
       if (this.role === "server") {
         this.send({ type: FrameType.HELLO_ACK, seq: 0, ack: { version: 1, ...settings } });
       }
@@ -672,6 +705,6 @@ export class Session extends EventTarget {
     this.#wake();
     this.conn.close();
     this.#handler.close?.(this, this.#closeReason);
-    this.#resolveClosed();
+    this.#resolveClosed?.();
   }
 }
