@@ -1,6 +1,7 @@
 /**
  * The admin HTTP API of a live server, as a Hono app: health, metrics,
- * sessions (query, kick, notify), topics and broadcast. Its own entry
+ * sessions (query, kick, notify), topics and broadcast, and a live
+ * dashboard with a wire tap of one session (docs/ADMIN.md). Its own entry
  * point, `@streamwire/streamwire/admin`, so that the RPC layer does not
  * load Hono.
  *
@@ -39,6 +40,11 @@ import {
 import type { RpcServer } from "./server.ts";
 import { serverRegistry } from "./_prometheus.ts";
 import type { Registry } from "prom-client";
+import { DashboardFeed } from "./_dashboard_feed.ts";
+import { dashboardPage } from "./_dashboard_page.tsx";
+import { type TapFrame, WireTaps } from "./_wire_tap.ts";
+
+export type { TapFrame } from "./_wire_tap.ts";
 
 /**
  * The admin API as a fetch handler. The value is the Hono app itself, so
@@ -99,6 +105,66 @@ export interface AdminOptions {
    * @default {an `info` line through the server's logger: `{"level":"info","msg":"admin",...}`}
    */
   audit?: (entry: AuditEntry) => void;
+  /**
+   * Dashboard event streams (`GET /events`) open at once; the next is
+   * refused with 429, so that clients cannot make the server sample and
+   * write for any number of them.
+   *
+   * @default {8}
+   */
+  maxEventStreams?: number;
+  /**
+   * Sessions, and topics, listed in each dashboard event (the first ones;
+   * the event also gives the total), so that an event stays small with
+   * 10,000 sessions.
+   *
+   * @default {100}
+   */
+  dashboardRows?: number;
+  /**
+   * Samples (one a second) kept for the dashboard's charts and sent to a
+   * page when it connects.
+   *
+   * @default {120}
+   */
+  historySeconds?: number;
+  /**
+   * Wire taps (`GET /sessions/:id/tap`) open at once over all sessions;
+   * the next is refused with 429. 0 turns taps off (403): a tap shows
+   * payloads.
+   *
+   * @default {4}
+   */
+  maxTaps?: number;
+  /**
+   * Frames a tap holds for a reader that is behind; past it the oldest is
+   * dropped and counted (each frame event carries the count), so a tap on
+   * a busy session holds at most this many rows.
+   *
+   * @default {256}
+   */
+  tapBuffer?: number;
+  /**
+   * Characters of a tap's payload preview; longer ones are cut with `…`.
+   *
+   * @default {200}
+   */
+  previewChars?: number;
+  /**
+   * Makes the preview a tap shows of each frame: receives the frame (its
+   * method and decoded value, and the default `preview`) and returns the
+   * text to show instead, such as the preview with secrets masked. A hook
+   * that throws shows `(redact failed)`.
+   *
+   * @default {the default preview: the decoded payload as JSON, shortened}
+   */
+  redact?: (frame: TapFrame) => string;
+  /**
+   * Ends every dashboard stream and tap when aborted (give the signal
+   * that stops the HTTP server, so its shutdown does not wait for them).
+   * They end by themselves within a second once the server stops accepting.
+   */
+  signal?: AbortSignal;
 }
 
 /** The default audit sink: the entry as the fields of an `admin` line of the server's log. */
@@ -211,12 +277,23 @@ const STATES = new Set<string>(Object.values(SessionState));
  * | `POST /sessions/:id/notify` | NOTIFY `{method, params}` to one session |
  * | `GET /topics` | topics and member counts |
  * | `POST /broadcast` | BROADCAST `{method, params, topic?}` |
+ * | `GET /` | the dashboard page (HTML, served without the token: it holds no data) |
+ * | `GET /events` | `text/event-stream`: a `stats` event now and each second (sessions, calls/s, errors/s, p50/p99, the session and topic tables) |
+ * | `GET /sessions/:id/tap` | `text/event-stream`: a wire tap of one session, an `open` event, a `frame` event per frame, an `end` event |
  *
  * Every failure, a 404 included, is JSON `{code, codeName, message}` with
  * the protocol's status code: 400 for a bad query or body, 401 for a
  * missing, malformed or wrong bearer token, 403 for a mutating route when
- * `readOnly`, 404 for an unknown session or route, 413 for a body over
- * `maxBodyBytes`. Each mutating call carried out is audited.
+ * `readOnly` (and for taps when `maxTaps` is 0), 404 for an unknown
+ * session or route, 413 for a body over `maxBodyBytes`, 429 past
+ * `maxEventStreams` or `maxTaps`. Each mutating call carried out is audited.
+ *
+ * The event streams are read with `fetch`, the token in the
+ * `authorization` header like every other route (the page does so; an
+ * `EventSource` cannot send the header). A tap frame event is
+ * `{t, direction, type, seq, size, method, preview, dropped}`; see
+ * {@linkcode TapFrame}. Nothing is sampled while no `/events` stream is
+ * open, and a session without a tap pays one branch per frame.
  *
  * Serve it with `Deno.serve({ hostname: "127.0.0.1", port }, app.fetch)`,
  * or mount it in an app of your own: `app.mount("/streamwire", admin.fetch)`.
@@ -248,6 +325,43 @@ export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminAp
   const app = new Hono();
   app.onError(adminErrors());
   app.notFound(adminNotFound());
+  const feed = new DashboardFeed(server, {
+    maxStreams: options.maxEventStreams ?? 8,
+    rows: options.dashboardRows ?? 100,
+    history: options.historySeconds ?? 120,
+    intervalMs: 1000,
+  });
+  const taps = new WireTaps({
+    maxTaps: options.maxTaps ?? 4,
+    buffer: options.tapBuffer ?? 256,
+    previewChars: options.previewChars ?? 200,
+    redact: options.redact,
+  });
+  options.signal?.addEventListener("abort", () => {
+    feed.close();
+    taps.close();
+  }, { once: true });
+  // Before the token check: the page holds no data, and asks for the token.
+  app.get("/", function dashboard(c: Context) {
+    const nonce = crypto.randomUUID().replaceAll("-", "");
+    return c.html(
+      dashboardPage({
+        tokenRequired: options.token !== undefined,
+        readOnly: options.readOnly ?? false,
+        taps: (options.maxTaps ?? 4) > 0,
+        tapRows: options.tapBuffer ?? 256,
+        nonce,
+      }),
+      200,
+      {
+        "content-security-policy": `default-src 'none'; script-src 'nonce-${nonce}'; ` +
+          `style-src 'nonce-${nonce}'; connect-src 'self'; base-uri 'none'; ` +
+          "form-action 'none'; frame-ancestors 'none'",
+        "cache-control": "no-store",
+        "referrer-policy": "no-referrer",
+      },
+    );
+  });
   if (options.token !== undefined) app.use(bearerToken(options.token));
   app.use(bodyLimit({
     maxSize: options.maxBodyBytes ?? 64 * 1024,
@@ -325,6 +439,18 @@ export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminAp
     return c.json({ total, offset, sessions: page });
   });
   app.get("/sessions/:id", (c) => c.json(describe(find(c.req.param("id")))));
+  app.get("/events", function events() {
+    if (options.signal?.aborted || !transport.accepting) {
+      throw new StreamwireError(Status.UNAVAILABLE, "Server is shutting down");
+    }
+    return feed.open();
+  });
+  app.get("/sessions/:id/tap", function tap(c) {
+    if (options.signal?.aborted) {
+      throw new StreamwireError(Status.UNAVAILABLE, "Admin API is closing");
+    }
+    return taps.open(find(c.req.param("id")));
+  });
   app.delete("/sessions/:id", async (c) => {
     mutating();
     const session = find(c.req.param("id"));
