@@ -1,0 +1,78 @@
+// Starts Debian's nats-server with JetStream (`-js`) on a free loopback port
+// with its store in a fresh temporary directory, and stops it by its process
+// id. `stop` removes the directory, so `resume` starts a server on the same
+// port that has lost its data, as after a crash that took the disk.
+
+import { guard } from "../transport/_helpers.ts";
+
+/** A nats-server child process. */
+export class NatsProcess {
+  readonly port: number;
+  #child: Deno.ChildProcess | undefined;
+  #dir: string | undefined;
+
+  private constructor(port: number) {
+    this.port = port;
+  }
+
+  /** The URL clients connect to. */
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  /** The running process id, if any. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** Starts a server on a free port. */
+  static async start(): Promise<NatsProcess> {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+    const nats = new NatsProcess(port);
+    await nats.resume();
+    return nats;
+  }
+
+  /** Starts the server again on its port (after `stop`), with an empty store. */
+  async resume(): Promise<void> {
+    this.#dir = await Deno.makeTempDir({ prefix: "streamwire-nats-" });
+    const child = new Deno.Command("nats-server", {
+      args: ["-js", "-sd", this.#dir, "-a", "127.0.0.1", "-p", String(this.port)],
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    this.#child = child;
+    // Ready once it says so (it logs to standard error); the rest is read and dropped.
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let seen = "";
+    await guard(
+      (async () => {
+        while (!seen.includes("Server is ready")) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error(`nats-server exited before it was ready:\n${seen}`);
+          seen += value;
+        }
+      })(),
+      `nats-server ready on port ${this.port}`,
+    );
+    (async () => {
+      while (!(await reader.read()).done) { /* drain */ }
+    })().catch(() => {});
+  }
+
+  /** Stops the server by its process id, waits for it to exit and removes its store. */
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (child !== undefined) {
+      this.#child = undefined;
+      Deno.kill(child.pid, "SIGTERM");
+      await child.status;
+    }
+    if (this.#dir !== undefined) {
+      await Deno.remove(this.#dir, { recursive: true });
+      this.#dir = undefined;
+    }
+  }
+}
