@@ -33,6 +33,9 @@ export class Deadlines<T> {
    */
   #keys: number[] = [];
   #count = 0;
+  #lastKey = -1;
+  /** The bucket of `#lastKey`; stale once emptied (a size of 0 sends add() to the map). */
+  #lastBucket: Set<T> | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Bucket key the timer is set for. */
   #timerKey = 0;
@@ -55,7 +58,9 @@ export class Deadlines<T> {
   /** Schedules `item` to expire at `deadline` (ms since epoch); returns a key for {@linkcode remove}. */
   add(item: T, deadline: number): number {
     const key = Math.ceil((deadline - ORIGIN) / DEADLINE_RESOLUTION_MS);
-    let bucket = this.#buckets.get(key);
+    // Calls made together share a bucket: the last one is kept at hand.
+    let bucket = key === this.#lastKey ? this.#lastBucket : undefined;
+    if (bucket === undefined || bucket.size === 0) bucket = this.#buckets.get(key);
     if (bucket === undefined) {
       bucket = new Set();
       this.#buckets.set(key, bucket);
@@ -69,6 +74,8 @@ export class Deadlines<T> {
       if (i === 0 || this.#timer === undefined) this.#arm();
     }
     bucket.add(item);
+    this.#lastKey = key;
+    this.#lastBucket = bucket;
     this.#count++;
     return key;
   }
@@ -91,6 +98,7 @@ export class Deadlines<T> {
 
   /** Drops everything without expiring it. */
   clear(): void {
+    this.#lastBucket = undefined;
     this.#map?.clear();
     this.#keys = [];
     this.#count = 0;
@@ -115,6 +123,8 @@ export class Deadlines<T> {
 
   #tick(): void {
     this.#timer = undefined;
+    // Its bucket may be taken out below, items and all.
+    this.#lastBucket = undefined;
     const now = Date.now();
     const keys = this.#keys;
     let i = 0;

@@ -501,7 +501,8 @@ export class Dispatcher {
     const timeout = ext?.timeoutMs !== undefined && ext.timeoutMs > 0
       ? Math.min(ext.timeoutMs, max)
       : max;
-    return Date.now() + timeout;
+    // Counted from the read that brought the call: no clock read per call.
+    return (this.#session.stats?.lastReceivedAt ?? Date.now()) + timeout;
   }
 
   #deadlines(): Deadlines<Served> {

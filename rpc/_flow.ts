@@ -15,6 +15,8 @@ import type { PayloadCodec } from "../codec/payload_codec.ts";
 export interface Outlet {
   /** Session id, for logs. */
   readonly id: string;
+  /** When the last read arrived (ms since epoch), where the outlet reads a connection. */
+  readonly stats?: { readonly lastReceivedAt: number };
   /** Negotiated settings; `maxFrame` bounds every frame sent. */
   readonly settings: { readonly maxFrame: number } | undefined;
   /** lastId of the GOAWAY this side sent: calls above it are refused. */
