@@ -9,6 +9,7 @@ import { effectiveSettings, loadConfig, SERVE_USAGE } from "./config.ts";
 import { runServer } from "./run_server.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import { clusterChat } from "../cluster/_demo_methods.ts";
+import { clusterAdminApp } from "../cluster/admin.ts";
 import { RedisBackplane } from "../cluster/redis_backplane.ts";
 
 const [USAGE_LINE, ...HELP] = SERVE_USAGE.split("\n");
@@ -62,6 +63,8 @@ export const serveCommand: Command = {
           address: running.addr,
         });
         clusterChat(running.server, cluster);
+        const api = clusterAdminApp(cluster, { token: config.adminToken });
+        running.mountAdmin("/cluster", (request) => api.fetch(request));
       } catch (error) {
         await running.shutdown();
         const e = StreamwireError.from(error);

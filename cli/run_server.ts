@@ -36,6 +36,15 @@ export interface RunningServer {
   wsAddr: string | undefined;
   /** Graceful shutdown: GOAWAY, drain, close. */
   shutdown(): Promise<void>;
+  /**
+   * Serves `fetch` on the admin port for the paths under `prefix` (the
+   * cluster's `/cluster`, say), ahead of the admin API; nothing without the
+   * admin API. `fetch` checks its own token.
+   *
+   * @param prefix A path like `/cluster`: it and every path below it.
+   * @param fetch Handles those requests.
+   */
+  mountAdmin(prefix: string, fetch: (request: Request) => Response | Promise<Response>): void;
 }
 
 /**
@@ -111,6 +120,14 @@ export function runServer(config: ServeConfig, options: RunServerOptions = {}): 
     }
   }
   let admin: Deno.HttpServer<Deno.NetAddr> | undefined;
+  const mounts: [string, (request: Request) => Response | Promise<Response>][] = [];
+  const mounted = (request: Request) => {
+    if (mounts.length === 0) return undefined;
+    const path = new URL(request.url).pathname;
+    for (const [prefix, fetch] of mounts) {
+      if (path === prefix || path.startsWith(prefix + "/")) return fetch(request);
+    }
+  };
   const adminPort = adminPortOf(config);
   if (adminPort !== undefined) {
     try {
@@ -125,7 +142,7 @@ export function runServer(config: ServeConfig, options: RunServerOptions = {}): 
         hostname: config.adminHost,
         port: adminPort,
         onListen: () => {},
-      }, page === undefined ? api : (request, info) => page(request) ?? api(request, info));
+      }, (request, info) => page?.(request) ?? mounted(request) ?? api(request, info));
     } catch (error) {
       server.shutdown();
       const code = error instanceof Deno.errors.AddrInUse
@@ -150,6 +167,9 @@ export function runServer(config: ServeConfig, options: RunServerOptions = {}): 
     wsAddr,
     async shutdown() {
       await Promise.all([server.shutdown(), admin?.shutdown()]);
+    },
+    mountAdmin(prefix, fetch) {
+      mounts.push([prefix, fetch]);
     },
   };
 }

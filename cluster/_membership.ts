@@ -4,7 +4,7 @@
 
 import type { RpcServer } from "../rpc/server.ts";
 import { type Session, SessionState } from "../transport/session.ts";
-import type { Backplane, SessionEntry } from "./backplane.ts";
+import type { Backplane, NodeEntry, SessionEntry } from "./backplane.ts";
 import type { ClusterMetrics } from "./cluster.ts";
 
 /** What the parts of a node share: its id, server, backplane and counters. */
@@ -38,6 +38,8 @@ export class Membership {
   #timer: Timer | undefined;
   /** Node ids seen alive at the last heartbeat. */
   #known = new Set<string>();
+  /** The node list read at the last heartbeat (at most one entry per live node). */
+  #nodes: NodeEntry[] = [];
 
   constructor(
     node: NodeContext,
@@ -54,6 +56,11 @@ export class Membership {
   /** Node ids seen alive at the last heartbeat. */
   get known(): ReadonlySet<string> {
     return this.#known;
+  }
+
+  /** The node list read at the last heartbeat that reached the backplane. */
+  get lastNodes(): readonly NodeEntry[] {
+    return this.#nodes;
   }
 
   /** Records this node's heartbeat now. */
@@ -96,6 +103,7 @@ export class Membership {
       sessions: t.sessionCount,
       topics: t.topics().slice(0, MAX_TOPICS_ANNOUNCED),
       draining: this.draining,
+      beat: Date.now(),
     });
   }
 
@@ -122,6 +130,7 @@ export class Membership {
           }
         }
         this.#known = now;
+        this.#nodes = nodes;
       })
       .catch(() => metrics.errors++);
   }

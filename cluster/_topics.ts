@@ -152,6 +152,7 @@ export class Topics {
   async follow(session: Session, p: { topic: string; after: number }): Promise<FollowResult> {
     const { server, backplane, metrics } = this.#node;
     const t = server.transport;
+    if (p.after > 0) metrics.resumes++;
     const pending: [number, Uint8Array][] = [];
     let map = this.#resuming.get(session);
     if (map === undefined) this.#resuming.set(session, map = new Map());

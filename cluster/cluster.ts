@@ -25,9 +25,10 @@ import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import { type CodecName, getCodec } from "../codec/payload_codec.ts";
 import type { RpcServer } from "../rpc/server.ts";
-import type { Backplane, NodeEntry, SessionEntry } from "./backplane.ts";
+import type { Backplane, BackplaneStatus, NodeEntry, SessionEntry } from "./backplane.ts";
 import { followParams, safeJson } from "./_fanout.ts";
 import { Membership, type NodeContext } from "./_membership.ts";
+import { registerClusterMetrics } from "./_metrics.ts";
 import { deliver, Topics } from "./_topics.ts";
 import { kick, onNodeMessage, unicast } from "./_unicast.ts";
 import { broadcastTemplate, decodeNodeMessage, encodeNodeMessage, Kind } from "./_wire.ts";
@@ -79,6 +80,10 @@ export interface ClusterMetrics {
   catchups: number;
   /** Backplane calls that failed. */
   errors: number;
+  /** `cluster.follow` calls with an offset to resume from. */
+  resumes: number;
+  /** Times the backplane went down. */
+  outages: number;
 }
 
 /** What `cluster.follow` answers. */
@@ -90,6 +95,51 @@ export interface FollowResult {
   /** Whether entries after the given offset were no longer in the log. */
   gap: boolean;
 }
+
+/** A live node as {@linkcode Cluster.view} shows it. */
+export interface ClusterNodeView {
+  /** Node id. */
+  id: string;
+  /** Whether it is this node. */
+  self: boolean;
+  /** The address it announced, if any. */
+  address?: string;
+  /** Sessions it held at its last heartbeat. */
+  sessions?: number;
+  /** Whether it announced that it drains (GOAWAY). */
+  draining: boolean;
+  /** When it sent its last heartbeat, by its own clock, in ms since the epoch. */
+  lastHeartbeat?: number;
+}
+
+/** What {@linkcode Cluster.view} returns. */
+export interface ClusterView {
+  /** This node's id. */
+  nodeId: string;
+  /** `"connected"`, or `"degraded"` while the backplane is down. */
+  status: "connected" | "degraded";
+  /** The backplane's own status. */
+  backplane: BackplaneStatus;
+  /** Whether this node drains. */
+  draining: boolean;
+  /** Live nodes, this one included. */
+  nodes: ClusterNodeView[];
+  /**
+   * Whether `nodes` is the list read at this node's last heartbeat rather
+   * than now, because the backplane is down.
+   */
+  stale: boolean;
+  /** This node's counters. */
+  metrics: ClusterMetrics;
+}
+
+/**
+ * The service name of a cluster node's health (`health.check {service}`):
+ * `SERVING` while the backplane is up, `NOT_SERVING` while it is away or
+ * once the node left. The server as a whole (`""`) stays `SERVING` while
+ * degraded, since local delivery works.
+ */
+export const CLUSTER_HEALTH_SERVICE = "streamwire.cluster";
 
 const CODECS: readonly CodecName[] = ["msgpack", "cbor", "json", "raw"];
 
@@ -136,6 +186,8 @@ export class Cluster extends EventTarget {
     gaps: 0,
     catchups: 0,
     errors: 0,
+    resumes: 0,
+    outages: 0,
   };
   #codecs: readonly CodecName[];
   #node: NodeContext;
@@ -143,6 +195,7 @@ export class Cluster extends EventTarget {
   #topics: Topics;
   #unwatch: () => void;
   #offStatus: () => void;
+  #unregister: () => void;
   #closed = false;
 
   private constructor(server: RpcServer, options: ClusterOptions) {
@@ -170,6 +223,8 @@ export class Cluster extends EventTarget {
       session: (session, open) => this.#membership.directory(session, open),
     });
     this.#offStatus = this.backplane.onStatus((s) => this.#statusChanged(s));
+    this.#unregister = registerClusterMetrics(this, () => this.#membership.known.size);
+    server.health?.set(CLUSTER_HEALTH_SERVICE, "SERVING");
     server.methods
       .unary("cluster.follow", (p, ctx) => this.#topics.follow(ctx.session, followParams(p)))
       .unary(
@@ -219,6 +274,10 @@ export class Cluster extends EventTarget {
   }
 
   #statusChanged(status: "up" | "down"): void {
+    if (status === "down") this.metrics.outages++;
+    if (!this.#closed) {
+      this.server.health?.set(CLUSTER_HEALTH_SERVICE, status === "up" ? "SERVING" : "NOT_SERVING");
+    }
     this.dispatchEvent(new CustomEvent("status", { detail: this.status }));
     if (status !== "up" || this.#closed) return;
     // Back after an outage: the engine may have lost everything.
@@ -348,6 +407,47 @@ export class Cluster extends EventTarget {
   }
 
   /**
+   * The cluster as this node sees it, for operators: its status, the live
+   * nodes with their last heartbeat and draining flag, and its counters.
+   * While the backplane is down, the nodes are those of the last heartbeat
+   * (`stale`).
+   *
+   * @returns The view.
+   */
+  async view(): Promise<ClusterView> {
+    let entries: readonly NodeEntry[] = this.#membership.lastNodes;
+    let stale = true;
+    if (this.backplane.status === "up") {
+      try {
+        entries = await this.backplane.nodes();
+        stale = false;
+      } catch {
+        this.metrics.errors++;
+      }
+    }
+    const nodes = entries.map((n): ClusterNodeView => {
+      const a = safeJson(n.info);
+      return {
+        id: n.id,
+        self: n.id === this.nodeId,
+        address: typeof a.address === "string" ? a.address : undefined,
+        sessions: typeof a.sessions === "number" ? a.sessions : undefined,
+        draining: a.draining === true,
+        lastHeartbeat: typeof a.beat === "number" ? a.beat : undefined,
+      };
+    });
+    return {
+      nodeId: this.nodeId,
+      status: this.status,
+      backplane: this.backplane.status,
+      draining: this.#membership.draining,
+      nodes,
+      stale,
+      metrics: { ...this.metrics },
+    };
+  }
+
+  /**
    * Leaves the cluster without stopping the server: heartbeats stop, the
    * node and its sessions are removed from the backplane, which is closed.
    *
@@ -359,6 +459,8 @@ export class Cluster extends EventTarget {
     this.#membership.stop();
     this.#unwatch();
     this.#offStatus();
+    this.#unregister();
+    this.server.health?.set(CLUSTER_HEALTH_SERVICE, "NOT_SERVING");
     await this.backplane.removeNode(this.nodeId).catch(() => {});
     await this.backplane.close();
   }

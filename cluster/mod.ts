@@ -24,3 +24,4 @@ export * from "./memory_backplane.ts";
 export * from "./redis_backplane.ts";
 export * from "./cluster.ts";
 export * from "./cluster_client.ts";
+export * from "./admin.ts";
