@@ -1,6 +1,6 @@
 /**
- * Scale-out: a cluster of streamwire servers over a backplane (Redis, or
- * in-memory for tests). Broadcasts to all and to topics reach every node's
+ * Scale-out: a cluster of streamwire servers over a backplane (Redis, NATS,
+ * or in-memory for tests). Broadcasts to all and to topics reach every node's
  * sessions, encoded once on the publishing node; unicast and kick reach a
  * session on any node; topic messages get offsets, and a client reconnecting
  * to any node resumes from its last one.
@@ -22,6 +22,8 @@
 export * from "./backplane.ts";
 export * from "./memory_backplane.ts";
 export * from "./redis_backplane.ts";
+export * from "./nats_backplane.ts";
+export * from "./connect_backplane.ts";
 export * from "./cluster.ts";
 export * from "./cluster_client.ts";
 export * from "./admin.ts";
