@@ -10,7 +10,7 @@ import { runServer } from "./run_server.ts";
 import { Cluster } from "../cluster/cluster.ts";
 import { clusterChat } from "../cluster/_demo_methods.ts";
 import { clusterAdminApp } from "../cluster/admin.ts";
-import { RedisBackplane } from "../cluster/redis_backplane.ts";
+import { connectBackplane } from "../cluster/connect_backplane.ts";
 
 const [USAGE_LINE, ...HELP] = SERVE_USAGE.split("\n");
 
@@ -56,7 +56,7 @@ export const serveCommand: Command = {
     let cluster: Cluster | undefined;
     if (config.cluster !== undefined) {
       try {
-        const backplane = await RedisBackplane.connect(config.cluster);
+        const backplane = await connectBackplane(config.cluster);
         cluster = await Cluster.start(running.server, {
           backplane,
           nodeId: config.nodeId,

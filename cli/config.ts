@@ -57,7 +57,7 @@ export interface ServeConfig {
   wsPort: number | undefined;
   /** URL path the WebSocket listener serves. */
   wsPath: string;
-  /** Backplane of a cluster of servers (`redis://host:port`); unset: a single server. */
+  /** Backplane of a cluster of servers (`redis://` or `nats://host:port`); unset: a single server. */
   cluster: string | undefined;
   /** This node's id in the cluster; unset: a random one. */
   nodeId: string | undefined;
@@ -216,7 +216,7 @@ const SETTINGS: readonly Setting[] = [
     kind: "string",
     arg: "<url>",
     secret: true,
-    help: "join a cluster over this backplane, redis://host:port (default: none)",
+    help: "join a cluster over this backplane, redis:// or nats://host:port (default: none)",
   },
   { key: "nodeId", kind: "string", arg: "<id>", help: "node id in the cluster (default: random)" },
   {
