@@ -42,6 +42,13 @@ export interface OutboundHooks {
   wrote(bytes: number, frames: number): void;
 }
 
+/** The queue's bounds and when to compress (the session's limits). */
+export interface OutboundBounds {
+  readonly maxQueueBytes: number;
+  readonly maxQueueFrames: number;
+  readonly compressionThreshold: number;
+}
+
 /** User stages run on every outgoing message or frame, in order, before compression. */
 export interface OutboundStages {
   /** Run on each message before it is encoded. */
@@ -65,6 +72,10 @@ export class Outbound {
   threshold: number;
 
   #hooks: OutboundHooks;
+  #bounds: OutboundBounds;
+  // Made when someone waits: most writes find none, and allocate nothing.
+  #roomWaiters: (() => void)[] | undefined;
+  #writeWaiters: (() => void)[] | undefined;
   // The shared empty lists while nothing is queued: an idle session holds no arrays.
   #pending: Message[] = NONE;
   /** Body sizes of `#pending`, measured when accepted, so encoding does not measure again. */
@@ -83,15 +94,50 @@ export class Outbound {
   #generation = 0;
   #user: Stage<Message, Frame> | undefined;
 
-  constructor(hooks: OutboundHooks, threshold: number, stages: OutboundStages | undefined) {
+  constructor(hooks: OutboundHooks, bounds: OutboundBounds, stages: OutboundStages | undefined) {
     this.#hooks = hooks;
-    this.threshold = threshold;
+    this.#bounds = bounds;
+    this.threshold = bounds.compressionThreshold;
     if (stages?.messages?.length || stages?.frames?.length) {
       const encoder: Stage<Message, Frame> = {
         transform: (message, controller) => controller.enqueue(encodeMessage(message)),
       };
       this.#user = composeStages(...(stages.messages ?? []), encoder, ...(stages.frames ?? []));
     }
+  }
+
+  /** Whether the queue is under both of its bounds. */
+  get withinBound(): boolean {
+    return this.bytes < this.#bounds.maxQueueBytes && this.frames < this.#bounds.maxQueueFrames;
+  }
+
+  /** Whether `bytes` in `frames` more fit; one frame larger than the bound fits an empty queue. */
+  hasRoom(bytes: number, frames: number): boolean {
+    if (this.frames + frames > this.#bounds.maxQueueFrames) return false;
+    return this.bytes === 0 || this.bytes + bytes <= this.#bounds.maxQueueBytes;
+  }
+
+  /** Resolves at the next {@linkcode wake} that finds the queue within its bound (or done). */
+  untilWithinBound(): Promise<void> {
+    return new Promise((resolve) => (this.#roomWaiters ??= []).push(resolve));
+  }
+
+  /** Resolves at the next {@linkcode wake}: a write finished, room may have appeared. */
+  untilWritten(): Promise<void> {
+    return new Promise((resolve) => (this.#writeWaiters ??= []).push(resolve));
+  }
+
+  /** Wakes who waits for a write, and who waits for the bound if it holds or `done`. */
+  wake(done: boolean): void {
+    const written = this.#writeWaiters;
+    if (written !== undefined) {
+      this.#writeWaiters = undefined;
+      for (const w of written) w();
+    }
+    const waiters = this.#roomWaiters;
+    if (waiters === undefined || (!this.withinBound && !done)) return;
+    this.#roomWaiters = undefined;
+    for (const w of waiters) w();
   }
 
   /** Whether a write is in flight. */

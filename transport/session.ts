@@ -31,12 +31,16 @@ import type { SessionTap } from "./session_tap.ts";
 import {
   CALL_OPENERS,
   CONTROL,
-  DEFAULT_LIMITS,
-  definedOnly,
   handshakeSettings,
+  heartbeat,
+  limitsOf,
+  newStats,
+  pingPayload,
   PRE_HANDSHAKE,
   PRE_HANDSHAKE_MAX_FRAME,
+  rttOf,
   TRANSITIONS,
+  wrongParity,
 } from "./_session_rules.ts";
 
 export { SessionState } from "./session_options.ts";
@@ -48,25 +52,6 @@ export type {
   SessionStats,
 } from "./session_options.ts";
 export type { SessionTap } from "./session_tap.ts";
-
-/** The limits the last session was made with: a server's sessions share one object. */
-let lastLimits: Required<SessionLimits> | undefined;
-
-/** `limits`, or an equal object made before (limits are never changed once made). */
-function sharedLimits(limits: Required<SessionLimits>): Required<SessionLimits> {
-  const last = lastLimits;
-  if (last !== undefined) {
-    let same = true;
-    for (const key in limits) {
-      if (limits[key as keyof SessionLimits] !== last[key as keyof SessionLimits]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return last;
-  }
-  return lastLimits = limits;
-}
 
 /**
  * One connection during and after the handshake.
@@ -174,9 +159,6 @@ export class Session extends EventTarget {
   #limits: Required<SessionLimits>;
   #out: Outbound;
   #in: Inbound;
-  // Made when someone waits: most writes find none, and allocate nothing.
-  #readyWaiters: (() => void)[] | undefined;
-  #drainWaiters: (() => void)[] | undefined;
   #pingWindowStart = 0;
   #pingsInWindow = 0;
   #closed: Promise<void> | undefined;
@@ -210,18 +192,9 @@ export class Session extends EventTarget {
     this.#handler = options.handler;
     this.#negotiate = options.negotiate;
     this.#acceptAck = options.acceptAck;
-    this.#limits = sharedLimits({ ...DEFAULT_LIMITS, ...definedOnly(options) });
+    this.#limits = limitsOf(options);
     const now = Date.now();
-    this.stats = {
-      framesIn: 0,
-      framesOut: 0,
-      bytesIn: 0,
-      bytesOut: 0,
-      createdAt: now,
-      lastReceivedAt: now,
-      lastSentAt: now,
-      rttMs: undefined,
-    };
+    this.stats = newStats(now);
     const maxFrame = this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
     const link = new Link(this, writerOf(conn));
     this.#in = new Inbound(conn, {
@@ -230,11 +203,7 @@ export class Session extends EventTarget {
       stages: options.inbound,
       sink: link,
     });
-    this.#out = new Outbound(
-      link,
-      this.#limits.compressionThreshold,
-      options.outbound,
-    );
+    this.#out = new Outbound(link, this.#limits, options.outbound);
     conn.closed.then(() => this.#terminate());
     this.#in.run().then((error) => this.#readEnded(error));
   }
@@ -296,14 +265,13 @@ export class Session extends EventTarget {
 
   /** Whether the outbound queue is within its limits. */
   get writable(): boolean {
-    return this.#out.bytes < this.#limits.maxQueueBytes &&
-      this.#out.frames < this.#limits.maxQueueFrames;
+    return this.#out.withinBound;
   }
 
   /** Resolves when the outbound queue is within its limits (or the session closed). */
   ready(): Promise<void> {
     if (this.writable || this.#isDone()) return Promise.resolve();
-    return new Promise((resolve) => (this.#readyWaiters ??= []).push(resolve));
+    return this.#out.untilWithinBound();
   }
 
   /**
@@ -335,7 +303,7 @@ export class Session extends EventTarget {
         this.#slowConsumer();
         return false;
       }
-    } else if (!this.#hasRoom(size, 1)) return false;
+    } else if (!out.hasRoom(size, 1)) return false;
     out.push(message, size);
     this.tap?.sent(message, size);
     return true;
@@ -356,7 +324,7 @@ export class Session extends EventTarget {
       }
       // The queue may be under its bound yet short of room for this
       // message: wait for the next write to finish, not just for `ready()`.
-      await new Promise<void>((resolve) => (this.#drainWaiters ??= []).push(resolve));
+      await this.#out.untilWritten();
     }
   }
 
@@ -369,7 +337,7 @@ export class Session extends EventTarget {
    * @returns `false` if the queue has no room or the session closed; nothing was queued.
    */
   sendEncoded(bytes: Uint8Array, frames = 1): boolean {
-    if (this.#isDone() || !this.#hasRoom(bytes.length, frames)) return false;
+    if (this.#isDone() || !this.#out.hasRoom(bytes.length, frames)) return false;
     this.#out.pushEncoded(bytes, frames);
     this.tap?.sentEncoded(bytes, frames);
     return true;
@@ -424,36 +392,20 @@ export class Session extends EventTarget {
   tick(now: number, handshakeTimeoutMs: number): "dead" | "expired" | undefined {
     const state = this.#state;
     if (state === SessionState.CLOSED) return;
-    if (state === SessionState.CONNECTING) {
-      if (now - this.stats.createdAt >= handshakeTimeoutMs) {
-        this.close(
-          new StreamwireError(
-            Status.DEADLINE_EXCEEDED,
-            `Handshake not completed within '${handshakeTimeoutMs}' ms`,
-          ),
-        );
-        return "expired";
-      }
-      return;
+    const out = this.#out;
+    const verdict = heartbeat(state, this.stats, now, {
+      handshakeTimeoutMs,
+      heartbeatMs: this.#settings?.heartbeatMs,
+      // A PING behind a stuck write proves nothing and would pile up one per sweep.
+      quiet: out.frames === 0 && !out.writing,
+    });
+    if (verdict === undefined) return;
+    if (verdict instanceof StreamwireError) {
+      this.close(verdict);
+      return verdict.code === Status.DEADLINE_EXCEEDED ? "expired" : "dead";
     }
-    const hb = this.#settings?.heartbeatMs;
-    if (hb === undefined) return;
-    const silent = now - this.stats.lastReceivedAt;
-    if (silent >= 3 * hb) {
-      this.close(
-        new StreamwireError(
-          Status.UNAVAILABLE,
-          `Peer silent for '${silent}' ms (heartbeat '${hb}' ms)`,
-        ),
-      );
-      return "dead";
-    }
-    if (state === SessionState.ACTIVE && silent >= hb) this.#transition(SessionState.IDLE);
-    // A PING behind a stuck write proves nothing and would pile up one per
-    // sweep: only ping when the outbound queue is empty.
-    if (now - this.stats.lastSentAt >= hb && this.#out.frames === 0 && !this.#out.writing) {
-      this.ping(now);
-    }
+    if (verdict.idle) this.#transition(SessionState.IDLE);
+    if (verdict.ping) this.ping(now);
   }
 
   /**
@@ -462,9 +414,7 @@ export class Session extends EventTarget {
    * @param now Current time in ms since epoch.
    */
   ping(now: number = Date.now()): void {
-    const payload = new Uint8Array(8);
-    new DataView(payload.buffer).setFloat64(0, now);
-    this.send({ type: FrameType.PING, seq: 0, payload });
+    this.send({ type: FrameType.PING, seq: 0, payload: pingPayload(now) });
   }
 
   /** Settles `opened` once: resolved, or rejected with `error`. */
@@ -479,13 +429,6 @@ export class Session extends EventTarget {
 
   #isDone(): boolean {
     return this.#state === SessionState.CLOSED || this.#closing || this.#writeFailed;
-  }
-
-  #hasRoom(bytes: number, frames: number): boolean {
-    const out = this.#out;
-    if (out.frames + frames > this.#limits.maxQueueFrames) return false;
-    // One frame larger than the whole bound still goes into an empty queue.
-    return out.bytes === 0 || out.bytes + bytes <= this.#limits.maxQueueBytes;
   }
 
   #transition(next: SessionState): void {
@@ -539,12 +482,7 @@ export class Session extends EventTarget {
         this.#pong(message.seq, message.payload, stats.lastReceivedAt);
         return;
       case FrameType.PONG:
-        if (message.payload.length === 8) {
-          const sent = new DataView(message.payload.buffer, message.payload.byteOffset, 8)
-            .getFloat64(0);
-          const now = Date.now();
-          if (sent > 0 && sent <= now) stats.rttMs = now - sent;
-        }
+        stats.rttMs = rttOf(message.payload, Date.now()) ?? stats.rttMs;
         return;
       case FrameType.GOAWAY:
         this.#peerGoaway = message;
@@ -594,16 +532,9 @@ export class Session extends EventTarget {
       this.#fail(Status.INVALID_ARGUMENT, "Call frame with call id '0'");
       return false;
     }
-    const expected = this.role === "server" ? 1 : 0;
-    if ((seq & 1) === expected) return true;
-    this.send({
-      type: FrameType.ERROR,
-      seq,
-      code: Status.INVALID_ARGUMENT,
-      message: `Call id '${seq}' has the wrong parity: the ${
-        this.role === "server" ? "client" : "server"
-      } uses ${expected ? "odd" : "even"} ids`,
-    });
+    const wrong = wrongParity(seq, this.role);
+    if (wrong === undefined) return true;
+    this.send({ type: FrameType.ERROR, seq, code: Status.INVALID_ARGUMENT, message: wrong });
     return false;
   }
 
@@ -684,15 +615,7 @@ export class Session extends EventTarget {
   }
 
   #wake(): void {
-    const drained = this.#drainWaiters;
-    if (drained !== undefined) {
-      this.#drainWaiters = undefined;
-      for (const w of drained) w();
-    }
-    const waiters = this.#readyWaiters;
-    if (waiters === undefined || (!this.writable && !this.#isDone())) return;
-    this.#readyWaiters = undefined;
-    for (const w of waiters) w();
+    this.#out.wake(this.#isDone());
   }
 
   #terminate(): void {
