@@ -28,6 +28,9 @@ import {
   tooLarge,
 } from "./_flow.ts";
 import { intercept } from "./_intercept.ts";
+import { isThenable, notDecodable, sendError, wireError } from "./_served_errors.ts";
+
+export { logError } from "./_served_errors.ts";
 import type { Call, Interceptor } from "./interceptor.ts";
 import type { CallContext, MethodEntry, Methods } from "./methods.ts";
 import type { ErrorInfo, Push } from "./peer.ts";
@@ -47,22 +50,9 @@ export interface DispatcherOptions {
 
 const UTF8 = new TextEncoder();
 
-/** The default of `onError`: a server's log is its standard error. */
-export function logError(error: unknown, info: ErrorInfo): void {
-  console.error(
-    `streamwire: call '${info.id}' to '${info.method}' on session '${info.session.id}' failed:`,
-    error,
-  );
-}
-
 /** Never written: dispatchers share them until they track a call. */
 const NO_CALLS = new Map<number, never>();
 const NO_NOTIFICATIONS = new Set<never>();
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && typeof value === "object" &&
-    typeof (value as { then?: unknown }).then === "function";
-}
 
 /**
  * Serves the calls of one session, or of any other {@linkcode Outlet}: what
@@ -561,18 +551,8 @@ export class Dispatcher {
     for (const w of waiters) w();
   }
 
-  /**
-   * What the caller is told of a failure: a StreamwireError as it is; any
-   * other error only as `unknown`, since its message and any numeric `code`
-   * belong to this side (a library's HTTP status, a password in a message).
-   * The original goes to `onError`.
-   */
   #wire(error: unknown, method: string, id: number): StreamwireError {
-    if (error instanceof StreamwireError) {
-      return error.code === 0 ? new StreamwireError(Status.UNKNOWN, error.message) : error;
-    }
-    this.#report(error, method, id);
-    return new StreamwireError(Status.UNKNOWN, `Internal error in '${method}'`);
+    return wireError(error, () => this.#report(error, method, id), method);
   }
 
   #fail(id: number, error: unknown, method: string): void {
@@ -591,14 +571,7 @@ export class Dispatcher {
   }
 
   #sendError(id: number, error: StreamwireError): void {
-    const message = { type: FrameType.ERROR, seq: id, code: error.code, message: error.message };
-    try {
-      enqueue(this.#session, message)?.catch(ignore);
-    } catch {
-      // Only a message longer than maxFrame gets here.
-      enqueue(this.#session, { ...message, message: `Error message exceeds maxFrame` })
-        ?.catch(ignore);
-    }
+    sendError(this.#session, id, error);
   }
 
   #respond(id: number, value: unknown, method: string): void {
@@ -620,11 +593,4 @@ export class Dispatcher {
       this.#sendError(message.seq, tooLarge(this.#session, message));
     }
   }
-}
-
-function notDecodable(error: unknown, codec: PayloadCodec): StreamwireError {
-  return new StreamwireError(
-    Status.INVALID_ARGUMENT,
-    `DATA does not decode as ${codec.name}: ${(error as Error)?.message ?? String(error)}`,
-  );
 }
