@@ -95,6 +95,12 @@ export interface TrafficTotals {
  * mismatch) with code `unimplemented`. Calls an interceptor refuses before
  * the handler are not counted.
  *
+ * A call's duration runs from its handler's start to its end, read once per
+ * call where calls follow one another: a call started in the same run of
+ * JavaScript as the end of the call before it (the next message of one
+ * read) starts at that reading, so its duration also holds the work between
+ * the two, decoding the call among it.
+ *
  * @example Counting calls
  * ```ts
  * import { connect, Methods, RpcServer } from "@streamwire/streamwire/rpc";
@@ -208,34 +214,20 @@ export class RpcMetrics {
     const streams = entry.kind === "server_stream" || entry.kind === "bidi";
     const counted = (input: unknown, ctx: CallContext): unknown => {
       stats.inFlight++;
-      const started = performance.now();
+      const started = reusable ? lastReading : reading();
       let result: unknown;
       try {
         result = handler(input, ctx);
       } catch (error) {
-        this.#finish(stats, started, codeOf(error));
+        finish(stats, started, codeOf(error));
         throw error;
       }
-      if (streams) {
-        return output(
-          result as AsyncIterable<unknown> | Iterable<unknown>,
-          (status) => this.#finish(stats, started, status),
-        );
-      }
-      if (!isThenable(result)) {
-        this.#finish(stats, started, Status.OK);
-        return result;
-      }
-      return Promise.resolve(result).then(
-        (value) => {
-          this.#finish(stats, started, Status.OK);
-          return value;
-        },
-        (error) => {
-          this.#finish(stats, started, codeOf(error));
-          throw error;
-        },
-      );
+      // No closure here captures a local: a call that answers at once
+      // allocates nothing for its counting.
+      if (streams) return output(result as Iterable<unknown>, stats, started);
+      if (isThenable(result)) return settled(result, stats, started);
+      finish(stats, started, Status.OK);
+      return result;
     };
     return { ...entry, handler: counted } as MethodEntry;
   }
@@ -263,16 +255,40 @@ export class RpcMetrics {
     }
     return stats;
   }
+}
 
-  #finish(stats: MethodMetrics, started: number, status: number): void {
-    const seconds = (performance.now() - started) / 1000;
-    stats.inFlight--;
-    stats.codes[code(status)]++;
-    stats.sum += seconds;
-    let i = 0;
-    while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]) i++;
-    stats.buckets[i]++;
+// The clock: `performance.now()` costs more than the rest of the counting
+// together (85-105 ns a reading here; the rest about 10 ns in a tight
+// loop), so a call reads it once where it can. The reading that ends a call
+// also starts the next call begun in the same run of JavaScript (the next
+// message of the same read, typically), until the microtask queued with the
+// first reading of that run clears it. Such a call's duration includes the
+// work done since the previous call ended, decoding the call itself among
+// it: about a microsecond per call in a pipelined burst here, against
+// buckets that start at half a millisecond.
+let lastReading = 0;
+let reusable = false;
+const expire = () => {
+  reusable = false;
+};
+
+function reading(): number {
+  lastReading = performance.now();
+  if (!reusable) {
+    reusable = true;
+    queueMicrotask(expire);
   }
+  return lastReading;
+}
+
+function finish(stats: MethodMetrics, started: number, status: number): void {
+  const seconds = (reading() - started) / 1000;
+  stats.inFlight--;
+  stats.codes[code(status)]++;
+  stats.sum += seconds;
+  let i = 0;
+  while (i < DURATION_BUCKETS.length && seconds > DURATION_BUCKETS[i]) i++;
+  stats.buckets[i]++;
 }
 
 /** A view of methods whose entries are wrapped once each, at first lookup. */
@@ -300,10 +316,11 @@ class MeteredMethods extends Methods {
   }
 }
 
-/** A stream handler's output, which reports how it ended. */
+/** A stream handler's output, counted when it ends. */
 async function* output(
   source: AsyncIterable<unknown> | Iterable<unknown>,
-  finish: (status: number) => void,
+  stats: MethodMetrics,
+  started: number,
 ): AsyncGenerator<unknown> {
   // Left early (return()): the caller cancelled or went away.
   let status: number = Status.CANCELLED;
@@ -314,8 +331,26 @@ async function* output(
     status = codeOf(error);
     throw error;
   } finally {
-    finish(status);
+    finish(stats, started, status);
   }
+}
+
+/** A handler's promise, counted when it settles. */
+function settled(
+  result: PromiseLike<unknown>,
+  stats: MethodMetrics,
+  started: number,
+): Promise<unknown> {
+  return Promise.resolve(result).then(
+    (value) => {
+      finish(stats, started, Status.OK);
+      return value;
+    },
+    (error) => {
+      finish(stats, started, codeOf(error));
+      throw error;
+    },
+  );
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
