@@ -6,6 +6,8 @@
 export interface ServerProcess {
   /** The TCP port it listens on, on 127.0.0.1. */
   readonly port: number;
+  /** Its process id, to read its CPU time from `/proc`. */
+  readonly pid: number;
   /** Kills the process and waits for it to end. */
   stop(): Promise<void>;
 }
@@ -59,6 +61,7 @@ export async function spawnServer(script: string, args: string[] = []): Promise<
   let stopped: Promise<void> | undefined;
   return {
     port,
+    pid: child.pid,
     stop() {
       stopped ??= (async () => {
         try {
