@@ -1,7 +1,8 @@
 /**
- * The demo page as HTTP routes, for the demo server: `/` (the page, with
- * its module script inline) and `/streamwire.js` (the browser bundle, built
- * on the first request and then kept in memory).
+ * The demo page as HTTP routes, for the demo server: `/demo` (the page,
+ * with its module script inline) and `/streamwire.js` (the browser bundle,
+ * built on the first request and then kept in memory). The admin port
+ * serves the admin dashboard at `/`, so the demo page lives beside it.
  *
  * @module
  */
@@ -26,8 +27,8 @@ export interface DemoAssetsOptions {
 export type AssetHandler = (request: Request) => Promise<Response> | undefined;
 
 const FILES: Record<string, [file: string, type: string]> = {
-  "/": ["./demo/index.html", "text/html; charset=utf-8"],
-  "/index.html": ["./demo/index.html", "text/html; charset=utf-8"],
+  "/demo": ["./demo/index.html", "text/html; charset=utf-8"],
+  "/demo/": ["./demo/index.html", "text/html; charset=utf-8"],
 };
 const JS = "text/javascript; charset=utf-8";
 
@@ -46,13 +47,14 @@ const JS = "text/javascript; charset=utf-8";
  * import assert from "node:assert/strict";
  *
  * const assets = demoAssets({ bundle: () => Promise.resolve(new TextEncoder().encode("export {};")) });
- * const page = await assets(new Request("http://localhost/"))!;
+ * const page = await assets(new Request("http://localhost/demo"))!;
  * assert.match(await page.text(), /import \{ connect, demoContract \} from "\/streamwire.js"/);
  * assert.equal(await (await assets(new Request("http://localhost/streamwire.js"))!).text(), "export {};");
  * assert.equal(assets(new Request("http://localhost/health")), undefined);
+ * assert.equal(assets(new Request("http://localhost/")), undefined); // the admin dashboard's
  *
  * const elsewhere = demoAssets({ webSocket: { port: 9002, path: "/" } });
- * const html = await (await elsewhere(new Request("http://127.0.0.1:9001/"))!).text();
+ * const html = await (await elsewhere(new Request("http://127.0.0.1:9001/demo"))!).text();
  * assert.match(html, /content="ws:\/\/127\.0\.0\.1:9002\/"/);
  * ```
  */

@@ -80,8 +80,9 @@ export const serveCommand: Command = {
       io.stdout.line(
         `admin API on ${running.adminAddr}${config.adminToken ? " (token required)" : ""}`,
       );
+      io.stdout.line(`dashboard on ${running.adminAddr}/`);
       // The browser demo needs the WebSocket port for its sessions.
-      if (running.wsAddr) io.stdout.line(`demo page on ${running.adminAddr}/`);
+      if (running.wsAddr) io.stdout.line(`demo page on ${running.adminAddr}/demo`);
     }
     logger.info("started", {
       addr: running.addr,

@@ -51,8 +51,8 @@ export interface RunningServer {
  * Starts the demo application (echo and chat rooms) on the configured
  * address, over WebSocket too when `wsPort` is set (at `wsPath`, the same
  * server: one chat room for both), and the admin HTTP API unless `admin`
- * is false (on {@linkcode adminPortOf}), with the browser demo page at its
- * `/` when WebSocket is on.
+ * is false (on {@linkcode adminPortOf}) with its dashboard at `/`, and the
+ * browser demo page at `/demo` when WebSocket is on.
  *
  * @param config Server settings.
  * @param options Where to log.
@@ -120,6 +120,8 @@ export function runServer(config: ServeConfig, options: RunServerOptions = {}): 
     }
   }
   let admin: Deno.HttpServer<Deno.NetAddr> | undefined;
+  // Ends the dashboard's event streams and taps, which the admin server's shutdown would wait for.
+  const closing = new AbortController();
   const mounts: [string, (request: Request) => Response | Promise<Response>][] = [];
   const mounted = (request: Request) => {
     if (mounts.length === 0) return undefined;
@@ -131,8 +133,8 @@ export function runServer(config: ServeConfig, options: RunServerOptions = {}): 
   const adminPort = adminPortOf(config);
   if (adminPort !== undefined) {
     try {
-      const api = adminApp(server, { token: config.adminToken }).fetch;
-      // With WebSocket on, the demo page (`/`) and the browser bundle
+      const api = adminApp(server, { token: config.adminToken, signal: closing.signal }).fetch;
+      // With WebSocket on, the demo page (`/demo`) and the browser bundle
       // (`/streamwire.js`) are served here too, without the admin token
       // (docs/BROWSER.md); the page connects to the WebSocket port.
       const page = wsAddr === undefined ? undefined : demoAssets({
@@ -166,6 +168,7 @@ export function runServer(config: ServeConfig, options: RunServerOptions = {}): 
     adminAddr,
     wsAddr,
     async shutdown() {
+      closing.abort();
       await Promise.all([server.shutdown(), admin?.shutdown()]);
     },
     mountAdmin(prefix, fetch) {

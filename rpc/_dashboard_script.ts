@@ -118,27 +118,34 @@ function drawChart(chart) {
     for (const key of chart.lines) if (s[key] > max) max = s[key];
   }
   max = max > 0 ? max * 1.1 : 1;
-  const step = width / (HISTORY - 1);
-  const offset = HISTORY - history.length;
+  // The newest sample at the right edge; at least 30 slots, so that a
+  // page open for a few seconds does not stretch them across the chart.
+  const slots = Math.min(HISTORY, Math.max(30, history.length));
+  const step = width / (slots - 1);
+  const offset = slots - history.length;
   chart.lines.forEach((key, n) => {
+    // Runs of known values; a run of one point gets a short stroke to be seen.
     let d = "";
-    let pen = "M";
+    let run = 0;
     history.forEach((s, i) => {
       const v = s[key];
       if (v === null || v === undefined) {
-        pen = "M";
+        if (run === 1) d += "h2 ";
+        run = 0;
         return;
       }
       const x = ((offset + i) * step).toFixed(1);
       const y = (height - (v / max) * (height - 2) - 1).toFixed(1);
-      d += pen + x + " " + y + " ";
-      pen = "L";
+      d += (run === 0 ? "M" : "L") + x + " " + y + " ";
+      run++;
     });
+    if (run === 1) d += "h-2 ";
     svg.querySelectorAll("path")[n].setAttribute("d", d.trim());
   });
   svg.querySelector(".max").textContent = format(max / 1.1, chart.unit);
   const last = history[history.length - 1] || {};
-  const text = chart.lines.map((key) => format(last[key], chart.unit)).join(" / ");
+  const text = chart.lines.map((key) => format(last[key], "")).join(" / ") +
+    (last[chart.lines[0]] === null || last[chart.lines[0]] === undefined ? "" : chart.unit);
   const out = $("value-" + chart.id);
   out.textContent = text;
   out.dataset.ready = String(last[chart.lines[0]] !== null && last[chart.lines[0]] !== undefined);

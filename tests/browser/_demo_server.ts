@@ -12,7 +12,7 @@ import { webSocketHandler } from "../../transport/websocket_listen.ts";
 
 /** A running demo server. */
 export interface DemoServer {
-  /** The demo page, `http://127.0.0.1:<port>/`. */
+  /** The demo page, `http://127.0.0.1:<port>/demo`. */
   url: string;
   /** Ports to start it again on: TCP, WebSocket, admin (the page). */
   ports: { port: number; wsPort: number; adminPort: number };
@@ -38,7 +38,7 @@ export function startDemoServer(
   const running = runServer({ ...DEFAULT_CONFIG, ...ports });
   const adminPort = portOf(running.adminAddr!);
   return {
-    url: `${running.adminAddr}/`,
+    url: `${running.adminAddr}/demo`,
     ports: { port: portOf(running.addr), wsPort: portOf(running.wsAddr!), adminPort },
     stop: () => running.shutdown(),
   };
@@ -70,7 +70,7 @@ export function startZlibServer(): DemoServer {
   );
   const port = http.addr.port;
   return {
-    url: `http://127.0.0.1:${port}/`,
+    url: `http://127.0.0.1:${port}/demo`,
     ports: { port, wsPort: port, adminPort: port },
     async stop() {
       await server.shutdown({ deadlineMs: 1000 });
