@@ -368,13 +368,22 @@ export class NatsBackplane implements Backplane {
     const handler = this.#handlers.get(channel);
     if (handler === undefined) return;
     const base = Number(msg.subject.slice(msg.subject.lastIndexOf(".") + 1));
-    // A copy: the client hands out views of its read buffer, and handlers keep messages.
-    const data = msg.data.slice();
-    if (!(base > 0)) return handler(data, 0, 0);
-    const seq = Number(msg.headers?.get("Nats-Sequence"));
-    const last = Number(msg.headers?.get("Nats-Last-Sequence"));
-    if (!(seq > 0)) return;
-    handler(data, base + seq, last > 0 ? base + last : 0);
+    // A copy: the client hands out views of its read buffer (Node Buffers, whose
+    // slice() is a view too), and handlers keep and patch messages.
+    const data = new Uint8Array(msg.data);
+    let offset = 0, prev = 0;
+    if (base > 0) {
+      const seq = Number(msg.headers?.get("Nats-Sequence"));
+      const last = Number(msg.headers?.get("Nats-Last-Sequence"));
+      if (!(seq > 0)) return;
+      offset = base + seq;
+      prev = last > 0 ? base + last : 0;
+    }
+    try {
+      handler(data, offset, prev);
+    } catch {
+      // A throw here would end the client's read loop and with it the connection.
+    }
   }
 
   /**
@@ -493,7 +502,7 @@ export class NatsBackplane implements Backplane {
       const entries: LogEntry[] = kept.map((m) => ({
         offset: base + m.seq,
         prev: m.seq > 1 ? base + m.seq - 1 : 0,
-        data: m.data.slice(),
+        data: new Uint8Array(m.data), // a copy, as for channel messages
       }));
       return { entries, gap: hasGap(after, entries, head), head };
     });
