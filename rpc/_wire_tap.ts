@@ -115,7 +115,6 @@ export class WireTaps {
     });
     fanout.add(tap);
     this.#open.add(tap);
-    session.closed.then(() => tap.end(closeReason(session)));
     return tap.stream.response();
   }
 
@@ -143,6 +142,11 @@ class Fanout implements SessionTap {
 
   constructor(session: Session) {
     this.#session = session;
+    // One reaction per session tapped, however many taps come and go.
+    session.closed.then(() => {
+      const reason = closeReason(session);
+      for (const tap of [...this.taps]) tap.end(reason);
+    });
   }
 
   add(tap: Tap): void {
