@@ -32,17 +32,13 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import {
   connect as natsConnect,
-  DiscardPolicy,
   type JetStreamClient,
   type JetStreamManager,
   type Msg,
   type NatsConnection,
   StorageType,
-  type StoredMsg,
-  type StreamConfig,
   type Subscription,
 } from "nats";
 import { Status } from "../codec/constants.ts";
@@ -52,27 +48,14 @@ import type {
   BackplaneOptions,
   BackplaneStatus,
   ChannelHandler,
-  LogEntry,
   LogRead,
   NodeEntry,
   SessionEntry,
 } from "./backplane.ts";
 import { DEFAULT_RETENTION } from "./backplane.ts";
-import { hasGap } from "./memory_backplane.ts";
-import {
-  apiErrorCode,
-  Backoff,
-  type Direct,
-  directGet,
-  errorCode,
-  inBatches,
-  lostSignal,
-  natsServers,
-  redactUrl,
-  STREAM_EXISTS,
-  token,
-} from "./_nats.ts";
+import { Backoff, type Direct, lostSignal, natsServers, redactUrl, token } from "./_nats.ts";
 import { NatsDirectory } from "./_nats_directory.ts";
+import { NatsLogs } from "./_nats_logs.ts";
 
 /** Options of {@linkcode NatsBackplane.connect}. */
 export interface NatsBackplaneOptions extends BackplaneOptions {
@@ -128,11 +111,6 @@ export interface NatsBackplaneOptions extends BackplaneOptions {
   pingIntervalMs?: number;
 }
 
-/** Logs whose base offset is remembered; the least recently used is forgotten past it. */
-const LOG_CACHE = 10_000;
-/** Longest escaped name used as is in a stream name (a directory name on the server). */
-const MAX_NAME = 200;
-
 /**
  * A backplane on a NATS server with JetStream.
  *
@@ -154,15 +132,14 @@ export class NatsBackplane implements Backplane {
   #jsm: JetStreamManager;
   #direct: Direct;
   #dir: NatsDirectory;
+  #logs: NatsLogs;
   #p: string;
-  #retention: number;
   #storage: StorageType;
   #maxPending: number;
   #pending = 0;
   #backoff: Backoff;
   #handlers = new Map<string, ChannelHandler>();
   #subs = new Map<string, Subscription>();
-  #bases = new Map<string, number>();
   #listeners = new Set<(status: BackplaneStatus) => void>();
   #status: BackplaneStatus = "down";
   #closed = false;
@@ -181,7 +158,6 @@ export class NatsBackplane implements Backplane {
     this.#js = nc.jetstream({ timeout: options.requestTimeoutMs ?? 5000 });
     this.#backoff = backoff;
     this.#p = token(options.prefix ?? "sw");
-    this.#retention = options.retention ?? DEFAULT_RETENTION;
     this.#storage = options.storage === "memory" ? StorageType.Memory : StorageType.File;
     this.#dir = new NatsDirectory({
       js: this.#js,
@@ -190,6 +166,15 @@ export class NatsBackplane implements Backplane {
       prefix: this.#p,
       storage: this.#storage,
       maxSessions: options.maxSessions ?? 1_000_000,
+    });
+    this.#logs = new NatsLogs({
+      js: this.#js,
+      jsm,
+      direct: this.#direct,
+      prefix: this.#p,
+      storage: this.#storage,
+      retention: options.retention ?? DEFAULT_RETENTION,
+      now: () => this.#dir.now(),
     });
     this.#maxPending = options.maxPendingBytes ?? 8 * 1024 * 1024;
   }
@@ -257,7 +242,7 @@ export class NatsBackplane implements Backplane {
     this.#status = status;
     if (status === "down") {
       this.#lost.reject(new StreamwireError(Status.UNAVAILABLE, "NATS connection lost"));
-      this.#bases.clear(); // a server that comes back may have lost its streams
+      this.#logs.forget(); // a server that comes back may have lost its streams
     } else {
       this.#lost = lostSignal();
     }
@@ -394,12 +379,9 @@ export class NatsBackplane implements Backplane {
    */
   unsubscribe(channel: string): Promise<void> {
     this.#handlers.delete(channel);
-    const sub = this.#subs.get(channel);
+    this.#subs.get(channel)?.unsubscribe();
     this.#subs.delete(channel);
-    return this.#call(() => {
-      sub?.unsubscribe();
-      return this.#nc.flush();
-    }).finally(() => sub?.unsubscribe());
+    return this.#call(() => this.#nc.flush());
   }
 
   /**
@@ -413,63 +395,8 @@ export class NatsBackplane implements Backplane {
    */
   append(log: string, channel: string, data: Uint8Array): Promise<number> {
     return this.#call(() =>
-      this.#bounded(data.length, async () => {
-        const subject = `${this.#p}.log.${token(log)}.${token(channel)}`;
-        let base = this.#bases.get(log);
-        let seq: number;
-        try {
-          seq = (await this.#js.publish(subject, data)).seq;
-        } catch (error) {
-          if (errorCode(error) !== "503") throw error; // 503: no stream listens
-          base = await this.#makeLog(log);
-          seq = (await this.#js.publish(subject, data)).seq;
-        }
-        base ??= await this.#logBase(log);
-        return base + seq;
-      })
+      this.#bounded(data.length, () => this.#logs.append(log, channel, data))
     );
-  }
-
-  #logStream(log: string): string {
-    const name = token(log);
-    const short = name.length <= MAX_NAME ? name : createHash("sha256").update(log).digest("hex");
-    return `${this.#p}_log_${short}`;
-  }
-
-  #remember(log: string, base: number): number {
-    this.#bases.delete(log);
-    this.#bases.set(log, base);
-    if (this.#bases.size > LOG_CACHE) this.#bases.delete(this.#bases.keys().next().value!);
-    return base;
-  }
-
-  /** Makes a log's stream with a base of the server clock in microseconds; returns the base. */
-  async #makeLog(log: string): Promise<number> {
-    const source = `${this.#p}.log.${token(log)}.*`;
-    const base = Math.floor(this.#dir.now() * 1000);
-    const config: Partial<StreamConfig> = {
-      name: this.#logStream(log),
-      description: `streamwire log '${log}'`,
-      subjects: [source],
-      storage: this.#storage,
-      max_msgs: this.#retention,
-      discard: DiscardPolicy.Old,
-      allow_direct: true,
-      republish: { src: source, dest: `${this.#p}.ch.{{wildcard(1)}}.${base}` },
-    };
-    try {
-      await this.#jsm.streams.add(config);
-      return this.#remember(log, base);
-    } catch (error) {
-      // Another node made it first (with another base): use theirs.
-      if (apiErrorCode(error) !== STREAM_EXISTS) throw error;
-      return await this.#logBase(log);
-    }
-  }
-
-  async #logBase(log: string): Promise<number> {
-    const info = await this.#jsm.streams.info(this.#logStream(log));
-    return this.#remember(log, baseOf(info.config));
   }
 
   /**
@@ -481,31 +408,7 @@ export class NatsBackplane implements Backplane {
    * @returns Entries, gap and head.
    */
   read(log: string, after: number, limit: number): Promise<LogRead> {
-    return this.#call(async () => {
-      const name = this.#logStream(log);
-      let info;
-      try {
-        info = await this.#jsm.streams.info(name);
-      } catch (error) {
-        if (errorCode(error) !== "404") throw error;
-        return { entries: [], gap: hasGap(after, [], 0), head: 0 };
-      }
-      const base = this.#remember(log, baseOf(info.config));
-      const { first_seq: first, last_seq: last, messages } = info.state;
-      const head = last === 0 ? 0 : base + last;
-      const from = Math.max(after > base ? after - base + 1 : 1, first);
-      const to = Math.min(last, from + limit - 1);
-      const seqs = messages === 0 ? [] : Array.from({ length: to - from + 1 }, (_, i) => from + i);
-      const got = await inBatches(seqs, (seq) => directGet(this.#direct, name, { seq }));
-      // Entries trimmed while reading are missing at the front: keep what follows them.
-      const kept = got.slice(got.findLastIndex((m) => m === undefined) + 1) as StoredMsg[];
-      const entries: LogEntry[] = kept.map((m) => ({
-        offset: base + m.seq,
-        prev: m.seq > 1 ? base + m.seq - 1 : 0,
-        data: new Uint8Array(m.data), // a copy, as for channel messages
-      }));
-      return { entries, gap: hasGap(after, entries, head), head };
-    });
+    return this.#call(() => this.#logs.read(log, after, limit));
   }
 
   /**
@@ -602,17 +505,4 @@ export class NatsBackplane implements Backplane {
     this.#setStatus("down");
     await this.#nc.close().catch(() => {});
   }
-}
-
-/** The base offset of a log stream: the last token of its republish subject. */
-function baseOf(config: StreamConfig): number {
-  const dest = config.republish?.dest ?? "";
-  const base = Number(dest.slice(dest.lastIndexOf(".") + 1));
-  if (!(base > 0)) {
-    throw new StreamwireError(
-      Status.FAILED_PRECONDITION,
-      `Stream '${config.name}' is not a streamwire log (republish '${dest}')`,
-    );
-  }
-  return base;
 }
