@@ -77,18 +77,33 @@ Deno.test("RpcMetrics counts a stream when its output ends, cancelled if left ea
   const methods = metrics.wrap(
     new Methods().serverStream("count", function* (n: number) {
       for (let i = 1; i <= n; i++) yield i;
+    }).serverStream("later", async function* (n: number) {
+      for (let i = 1; i <= n; i++) yield await Promise.resolve(i);
     }),
   );
-  const all = call(methods, "count", 3) as AsyncIterable<number>;
+  const all = call(methods, "count", 3) as Iterable<number>;
   assert.equal(metrics.method("count")?.inFlight, 1);
-  assert.deepEqual(await Array.fromAsync(all), [1, 2, 3]);
-  const left = (call(methods, "count", 3) as AsyncIterable<number>)[Symbol.asyncIterator]();
-  assert.deepEqual(await left.next(), { value: 1, done: false });
-  await left.return!(undefined);
+  assert.deepEqual([...all], [1, 2, 3]);
+  const left = (call(methods, "count", 3) as Iterable<number>)[Symbol.iterator]();
+  assert.deepEqual(left.next(), { value: 1, done: false });
+  left.return!(undefined);
   const stats = metrics.method("count")!;
   assert.equal(stats.codes[Status.OK], 1);
   assert.equal(stats.codes[Status.CANCELLED], 1);
   assert.equal(stats.inFlight, 0);
+
+  assert.deepEqual(await Array.fromAsync(call(methods, "later", 3) as AsyncIterable<number>), [
+    1,
+    2,
+    3,
+  ]);
+  const early = (call(methods, "later", 3) as AsyncIterable<number>)[Symbol.asyncIterator]();
+  assert.deepEqual(await early.next(), { value: 1, done: false });
+  await early.return!(undefined);
+  const later = metrics.method("later")!;
+  assert.equal(later.codes[Status.OK], 1);
+  assert.equal(later.codes[Status.CANCELLED], 1);
+  assert.equal(later.inFlight, 0);
 });
 
 Deno.test("RpcMetrics times each call of a burst from the end of the call before it", async () => {
@@ -118,4 +133,27 @@ Deno.test("RpcMetrics times each call of a burst from the end of the call before
     assert.equal(slow.sum, 0.06);
     assert.equal(fast.sum, 0);
   });
+});
+
+Deno.test("RpcMetrics keeps a synchronous stream output synchronous, and counts it when it ends", () => {
+  const metrics = new RpcMetrics();
+  const methods = metrics.wrap(
+    new Methods().serverStream("count", function* (n: number) {
+      for (let i = 1; i <= n; i++) yield i;
+    }).serverStream("stop", function* () {
+      yield 1;
+      throw new StreamwireError(Status.ABORTED, "stopped");
+    }),
+  );
+  // The producer sends a window of a synchronous source in one run; an
+  // async wrapper would cost microtask hops per value and split the writes.
+  const output = call(methods, "count", 3) as Iterable<number>;
+  assert.equal(typeof (output as Iterable<number>)[Symbol.iterator], "function");
+  assert.equal(Symbol.asyncIterator in (output as object), false);
+  assert.equal(metrics.method("count")?.inFlight, 1);
+  assert.deepEqual([...output], [1, 2, 3]);
+  assert.equal(metrics.method("count")?.inFlight, 0);
+  assert.equal(metrics.method("count")?.codes[Status.OK], 1);
+  assert.throws(() => [...(call(methods, "stop") as Iterable<number>)], StreamwireError);
+  assert.equal(metrics.method("stop")?.codes[Status.ABORTED], 1);
 });
