@@ -5,6 +5,16 @@
 
 import { guard } from "../transport/_helpers.ts";
 
+/** Debian installs it in /usr/sbin, which a user's PATH may leave out. */
+const BIN = (() => {
+  try {
+    Deno.statSync("/usr/sbin/nats-server");
+    return "/usr/sbin/nats-server";
+  } catch {
+    return "nats-server";
+  }
+})();
+
 /** A nats-server child process. */
 export class NatsProcess {
   readonly port: number;
@@ -38,7 +48,7 @@ export class NatsProcess {
   /** Starts the server again on its port (after `stop`), with an empty store. */
   async resume(): Promise<void> {
     this.#dir = await Deno.makeTempDir({ prefix: "streamwire-nats-" });
-    const child = new Deno.Command("nats-server", {
+    const child = new Deno.Command(BIN, {
       args: ["-js", "-sd", this.#dir, "-a", "127.0.0.1", "-p", String(this.port)],
       stdout: "null",
       stderr: "piped",
