@@ -137,17 +137,19 @@ export async function produce(
     if (!session.writable) await session.ready();
     return call.reason === undefined;
   };
-  const send = async (value: unknown): Promise<void> => {
-    const sending = queueValue(session, codec, call.id, value);
-    if (sending !== undefined) await sending;
-  };
   if (output instanceof ReadableStream) {
     const reader = output.getReader();
     try {
       while (call.reason === undefined) {
         const { value, done } = await reader.read();
-        if (done || !(await room())) break;
-        await send(value);
+        if (done) break;
+        // Awaited only when there is something to wait for: each await is
+        // a microtask hop per value, and hops split the session's writes.
+        if (gate.credit <= 0 || !session.writable) {
+          if (!(await room())) break;
+        } else gate.tryTake();
+        const sending = queueValue(session, codec, call.id, value);
+        if (sending !== undefined) await sending;
       }
     } finally {
       if (call.reason !== undefined) reader.cancel(call.reason).catch(ignore);
@@ -176,8 +178,12 @@ export async function produce(
   try {
     while (call.reason === undefined) {
       const step = await iterator.next();
-      if (step.done || !(await room())) break;
-      await send(step.value);
+      if (step.done) break;
+      if (gate.credit <= 0 || !session.writable) {
+        if (!(await room())) break;
+      } else gate.tryTake();
+      const sending = queueValue(session, codec, call.id, step.value);
+      if (sending !== undefined) await sending;
     }
   } finally {
     if (call.reason !== undefined) await iterator.return?.();

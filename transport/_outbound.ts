@@ -17,6 +17,15 @@ import type { Connection } from "./connection.ts";
 // deno-lint-ignore no-explicit-any
 const NONE: any[] = [];
 
+/**
+ * Turns of the microtask queue without a new message before the queue is
+ * written. An async producer (an async generator, a ReadableStream) makes
+ * one message per three or so promise hops; flushing after the first quiet
+ * turn wrote about 11 DATA frames per write and held such a stream at
+ * 0.4-0.5 M msgs/s, four turns let a window go out in a few writes (1.7-2.0
+ * M msgs/s). Each turn is one microtask, well under a microsecond.
+ */
+const PATIENCE = 4;
 /** Where the queue writes: one write at a time. */
 export type WriteFn = (chunk: Uint8Array) => Promise<void>;
 
@@ -171,18 +180,27 @@ export class Outbound {
   #seen = 0;
 
   /**
-   * Flushes once a whole turn of the microtask queue added no message: the
-   * answers of one read resolve promises whose continuations send the next
-   * calls a few promise hops later, and they should share one write.
-   * Bounded by the queue's own limits: `send()` refuses past them.
+   * Flushes once {@linkcode PATIENCE} turns of the microtask queue added no
+   * message: the answers of one read resolve promises whose continuations
+   * send the next calls a few promise hops later, and they should share one
+   * write. Bounded by the queue's own limits: `send()` refuses past them.
    */
+  #quiet = 0;
   #settle = (): void => {
     const n = this.#pending.length;
-    if (n > this.#seen && !this.#writing) {
-      this.#seen = n;
-      queueMicrotask(this.#settle);
-      return;
+    if (!this.#writing) {
+      if (n > this.#seen) {
+        this.#seen = n;
+        this.#quiet = 0;
+        queueMicrotask(this.#settle);
+        return;
+      }
+      if (++this.#quiet < PATIENCE) {
+        queueMicrotask(this.#settle);
+        return;
+      }
     }
+    this.#quiet = 0;
     this.#flushScheduled = false;
     if (n > 0) this.#start();
   };
