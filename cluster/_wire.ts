@@ -12,7 +12,7 @@ import { encodeFrames } from "../codec/frame_encoder_stream.ts";
 import { decodeMessage, encodeMessage, type Message } from "../codec/message.ts";
 
 /** Kinds of backplane message. */
-export const Kind = { TOPIC: 1, ALL: 2, UNICAST: 3, KICK: 4 } as const;
+export const Kind = { TOPIC: 1, ALL: 2, UNICAST: 3, KICK: 4, BATCH: 5 } as const;
 
 /** A decoded backplane message. */
 export interface NodeMessage {
@@ -95,6 +95,48 @@ export function decodeNodeMessage(bytes: Uint8Array): NodeMessage {
     at += 4 + len;
   }
   return { kind, origin, target, frames, reason };
+}
+
+/**
+ * Several backplane messages from one node in one: `[5][u16 origin length]
+ * [origin][u16 count]` then `[u32 length][message]` per message. A receiver
+ * tells its own batches by the origin without decoding the messages.
+ */
+export function encodeBatch(origin: string, messages: readonly Uint8Array[]): Uint8Array {
+  const name = enc.encode(origin);
+  let size = 1 + 2 + name.length + 2;
+  for (const m of messages) size += 4 + m.length;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  out[0] = Kind.BATCH;
+  view.setUint16(1, name.length);
+  out.set(name, 3);
+  let at = 3 + name.length;
+  view.setUint16(at, messages.length);
+  at += 2;
+  for (const m of messages) {
+    view.setUint32(at, m.length);
+    out.set(m, at + 4);
+    at += 4 + m.length;
+  }
+  return out;
+}
+
+/** The origin and messages (views into `bytes`) of a batch. */
+export function decodeBatch(bytes: Uint8Array): { origin: string; messages: Uint8Array[] } {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const len = view.getUint16(1);
+  const origin = dec.decode(bytes.subarray(3, 3 + len));
+  let at = 3 + len;
+  const count = view.getUint16(at);
+  at += 2;
+  const messages: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const n = view.getUint32(at);
+    messages.push(bytes.subarray(at + 4, at + 4 + n));
+    at += 4 + n;
+  }
+  return { origin, messages };
 }
 
 /** A BROADCAST frame with a zero `offset` metadata entry to patch. */

@@ -31,7 +31,14 @@ import { Membership, type NodeContext } from "./_membership.ts";
 import { registerClusterMetrics } from "./_metrics.ts";
 import { deliver, Topics } from "./_topics.ts";
 import { kick, onNodeMessage, unicast } from "./_unicast.ts";
-import { broadcastTemplate, decodeNodeMessage, encodeNodeMessage, Kind } from "./_wire.ts";
+import { Batcher } from "./_batcher.ts";
+import {
+  broadcastTemplate,
+  decodeBatch,
+  decodeNodeMessage,
+  encodeNodeMessage,
+  Kind,
+} from "./_wire.ts";
 
 /** Options of {@linkcode Cluster.start}. */
 export interface ClusterOptions {
@@ -196,6 +203,7 @@ export class Cluster extends EventTarget {
   #unwatch: () => void;
   #offStatus: () => void;
   #unregister: () => void;
+  #all: Batcher;
   #closed = false;
 
   private constructor(server: RpcServer, options: ClusterOptions) {
@@ -218,6 +226,7 @@ export class Cluster extends EventTarget {
       address: options.address,
     });
     this.#topics = new Topics(this.#node, options.maxReplay ?? 10_000);
+    this.#all = new Batcher(this.backplane, { channel: "all", origin: this.nodeId });
     this.#unwatch = server.transport.watch({
       topic: (topic) => this.#topics.reconcile(topic),
       session: (session, open) => this.#membership.directory(session, open),
@@ -303,10 +312,16 @@ export class Cluster extends EventTarget {
    * as they are. Topic messages are logged with an offset and reach local
    * members through the backplane too, so every member sees one order.
    *
+   * Broadcasts to all leave through a bounded pipeline: published at once
+   * when nothing is in flight, otherwise gathered into one backplane message
+   * (at most 256 messages or 256 KiB, two in flight) when a slot frees.
+   *
    * @param method The BROADCAST's method (the topic, for chat-style fan-out).
    * @param value Params.
    * @param options Topic, and a session id to leave out.
    * @returns The topic offset (0 for a broadcast to all, or while degraded).
+   * @throws {StreamwireError} `resource_exhausted` when 8,192 broadcasts to
+   *   all already wait for the backplane.
    */
   async broadcast(
     method: string,
@@ -334,7 +349,7 @@ export class Cluster extends EventTarget {
     if (this.backplane.status === "up") {
       try {
         if (options.topic === undefined) {
-          await this.backplane.publish("all", message);
+          await this.#all.publish(message);
           this.metrics.published++;
           deliver(this.#node, this.server.transport.sessions(), decodeNodeMessage(message), 0);
           return { offset: 0 };
@@ -346,7 +361,11 @@ export class Cluster extends EventTarget {
         );
         this.metrics.published++;
         return { offset };
-      } catch {
+      } catch (error) {
+        // A full publish queue is the caller's to handle, not a reason for local-only delivery.
+        if (error instanceof StreamwireError && error.code === Status.RESOURCE_EXHAUSTED) {
+          throw error;
+        }
         this.metrics.errors++; // the backplane went away meanwhile: deliver here at least
       }
     }
@@ -359,6 +378,15 @@ export class Cluster extends EventTarget {
   }
 
   #onAll(data: Uint8Array): void {
+    if (data[0] === Kind.BATCH) {
+      const batch = decodeBatch(data);
+      if (batch.origin === this.nodeId) {
+        this.metrics.received += batch.messages.length;
+        return; // delivered here when published
+      }
+      for (const message of batch.messages) this.#onAll(message);
+      return;
+    }
     this.metrics.received++;
     const m = decodeNodeMessage(data);
     if (m.origin === this.nodeId) return; // delivered here when published

@@ -1,121 +1,267 @@
-// Figures of docs/PERFORMANCE.md: cross-node broadcast on 3 nodes over a
-// local Redis against the same broadcast on one node, measured in one run.
-// Run: deno run -A tests/cluster/cluster_figures.ts
+// Figures of docs/PERFORMANCE.md and docs/CLUSTER.md, one process per node:
+// redis-server, three cluster nodes and a single-node baseline, each a
+// `deno run` child (tests/cluster/_node_process.ts); the clients live in
+// this process and talk to the nodes over loopback TCP.
+//
+//   deno run -A tests/cluster/cluster_figures.ts
+//
+// Environment: MESSAGES (per throughput round, 20000), ROUNDS (5),
+// SAMPLES (latency samples, 1000), SESSIONS (topic members, 10000),
+// MODE (`all`, `topic` or `both`, default both). 10,000 sessions need about
+// 10,100 descriptors here and 3,400 per node: `ulimit -n 20000` first.
 
-import { RedisBackplane } from "../../cluster/redis_backplane.ts";
 import { connect, type RpcClient } from "../../rpc/client.ts";
-import { Methods } from "../../rpc/methods.ts";
-import { RpcServer } from "../../rpc/server.ts";
-import { Cluster } from "../../cluster/cluster.ts";
 import { RedisProcess } from "./_redis.ts";
 
-const MESSAGES = Number(Deno.env.get("MESSAGES") ?? 5_000);
+const env = (name: string, fallback: number) => Number(Deno.env.get(name) ?? fallback);
+const MESSAGES = env("MESSAGES", 20_000);
+const ROUNDS = env("ROUNDS", 5);
+const SAMPLES = env("SAMPLES", 1_000);
+const SESSIONS = env("SESSIONS", 10_000);
+const MODE = Deno.env.get("MODE") ?? "both";
 const CLIENTS_PER_NODE = 10;
-const SAMPLES = 2_000;
+const CONNECT_CONCURRENCY = 200;
 
-function quantile(sorted: number[], q: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+interface NodeProcess {
+  id: string;
+  pid: number;
+  addr: string;
+  control: RpcClient;
+  stop(): Promise<void>;
 }
 
-/** Resolves once every client got `n` pushes on `topic`. */
-function receiveAll(clients: RpcClient[], topic: string, n: number): Promise<void> {
+async function spawnNode(id: string, redisUrl?: string): Promise<NodeProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("./_node_process.ts", import.meta.url).pathname,
+      id,
+      ...(redisUrl ? [redisUrl] : []),
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!/ready (\S+)\n/.test(seen)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`node ${id} exited: ${seen}`);
+    seen += value;
+  }
+  reader.releaseLock();
+  child.stdout.cancel().catch(() => {});
+  const addr = /ready (\S+)\n/.exec(seen)![1];
+  const control = await client(addr);
+  return {
+    id,
+    pid: child.pid,
+    addr,
+    control,
+    async stop() {
+      await control.close();
+      Deno.kill(child.pid, "SIGTERM");
+      await child.status;
+    },
+  };
+}
+
+function client(addr: string): Promise<RpcClient> {
+  return connect(addr, { codecs: ["msgpack"], reconnect: false });
+}
+
+/** `n` clients over `nodes` in turn, at most CONNECT_CONCURRENCY dialling at once. */
+async function clientsOn(nodes: NodeProcess[], n: number, topic?: string): Promise<RpcClient[]> {
+  const out: RpcClient[] = new Array(n);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(CONNECT_CONCURRENCY, n) }, async () => {
+    while (next < n) {
+      const i = next++;
+      const c = out[i] = await client(nodes[i % nodes.length].addr);
+      if (topic !== undefined) await c.call("bench.join", { topic });
+    }
+  }));
+  return out;
+}
+
+/** Resolves, per client, with the time (performance.now) it got its `n`-th push of `method`. */
+function receipts(clients: RpcClient[], method: string, n: number): Promise<number[]> {
   return Promise.all(clients.map((c) =>
-    new Promise<void>((resolve) => {
+    new Promise<number>((resolve) => {
       let got = 0;
-      const off = c.subscribe(topic, () => {
+      const off = c.subscribe(method, () => {
         if (++got === n) {
           off();
-          resolve();
+          resolve(performance.now());
         }
       });
     })
-  )).then(() => {});
+  ));
 }
 
-async function clientsOf(addr: string, n: number): Promise<RpcClient[]> {
-  return await Promise.all(Array.from({ length: n }, () => connect(addr, { codecs: ["msgpack"] })));
+/** Messages/s until every client in `measured` got all of a `bench.publish` on `publisher`. */
+async function throughput(
+  publisher: NodeProcess,
+  receivers: RpcClient[],
+  measured: RpcClient[],
+  topic: string | undefined,
+  count: number,
+): Promise<number> {
+  const method = topic ?? "t";
+  const done = receipts(receivers, method, count);
+  const start = performance.now();
+  await publisher.control.call("bench.publish", { count, topic });
+  const times = await done;
+  const last = Math.max(...measured.map((c) => times[receivers.indexOf(c)]));
+  return count / ((last - start) / 1000);
 }
+
+/** Publish-to-receipt times: `bench.one` on `publisher`, received by `receiver`. */
+async function latency(
+  publisher: NodeProcess,
+  receiver: RpcClient,
+  samples: number,
+): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < samples; i++) {
+    const got = receipts([receiver], "lat", 1);
+    const start = performance.now();
+    await publisher.control.call("bench.one", { method: "lat" });
+    const [at] = await got;
+    out.push(at - start);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** CPU seconds (user + system) a process used so far, from /proc (Linux). */
+function cpuSeconds(pid: number | "self"): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+}
+
+const q = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+const range = (xs: number[], digits = 0) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return `${s[0].toFixed(digits)}-${s.at(-1)!.toFixed(digits)} (median ${
+    q(s, 0.5).toFixed(digits)
+  })`;
+};
+const mib = (bytes: number) => (bytes / 1048576).toFixed(1);
 
 const redis = await RedisProcess.start();
+const procs: NodeProcess[] = [];
+const clients: RpcClient[] = [];
 try {
-  // Single node: the baseline.
-  const single = new RpcServer({ methods: new Methods() });
-  const singleClients = await clientsOf(single.listen({ port: 0 }), 3 * CLIENTS_PER_NODE);
-  let done = receiveAll(singleClients, "t", MESSAGES);
-  let start = performance.now();
-  for (let i = 0; i < MESSAGES; i++) {
-    single.broadcast("t", { i });
-    if (i % 128 === 0) await new Promise((r) => setTimeout(r, 0));
-  }
-  await done;
-  const singleRate = MESSAGES / ((performance.now() - start) / 1000);
-  const singleLat: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const got = receiveAll([singleClients[0]], "lat", 1);
-    const t0 = performance.now();
-    single.broadcast("lat", i);
-    await got;
-    singleLat.push(performance.now() - t0);
-  }
-  for (const c of singleClients) await c.close();
-  await single.shutdown();
+  const solo = await spawnNode("solo");
+  procs.push(solo);
+  const nodes: NodeProcess[] = [];
+  for (let i = 0; i < 3; i++) nodes.push(await spawnNode(`n${i}`, redis.url));
+  procs.push(...nodes);
 
-  // Three nodes; publish on the first, clients on all three.
-  const nodes: { server: RpcServer; cluster: Cluster; clients: RpcClient[] }[] = [];
-  for (let n = 0; n < 3; n++) {
-    const server = new RpcServer({ methods: new Methods() });
-    const addr = server.listen({ port: 0 });
-    const cluster = await Cluster.start(server, {
-      backplane: await RedisBackplane.connect(redis.url),
-      nodeId: `f${n}`,
-    });
-    nodes.push({ server, cluster, clients: await clientsOf(addr, CLIENTS_PER_NODE) });
-  }
-  const all = nodes.flatMap((n) => n.clients);
-  done = receiveAll(all, "t", MESSAGES);
-  start = performance.now();
-  const pending: Promise<unknown>[] = [];
-  for (let i = 0; i < MESSAGES; i++) {
-    pending.push(nodes[0].cluster.broadcast("t", { i }));
-    if (i % 128 === 0) await new Promise((r) => setTimeout(r, 0));
-  }
-  await Promise.all(pending);
-  await done;
-  const clusterRate = MESSAGES / ((performance.now() - start) / 1000);
-  const remoteLat: number[] = [];
-  for (let i = 0; i < SAMPLES; i++) {
-    const got = receiveAll([nodes[1].clients[0]], "lat", 1);
-    const t0 = performance.now();
-    await nodes[0].cluster.broadcast("lat", i);
-    await got;
-    remoteLat.push(performance.now() - t0);
-  }
-  for (const n of nodes) {
-    for (const c of n.clients) await c.close();
-    await n.cluster.shutdown({ deadlineMs: 0 });
-  }
-  singleLat.sort((a, b) => a - b);
-  remoteLat.sort((a, b) => a - b);
-  const fmt = (x: number) => x.toFixed(3);
-  console.log(`broadcast to ${3 * CLIENTS_PER_NODE} sessions, ${MESSAGES} messages (msgpack)`);
-  console.log(`  single node: ${Math.round(singleRate)} msgs/s`);
+  const soloClients = await clientsOn([solo], 3 * CLIENTS_PER_NODE);
+  const clusterClients = await clientsOn(nodes, 3 * CLIENTS_PER_NODE);
+  clients.push(...soloClients, ...clusterClients);
+  const remote = clusterClients.filter((_, i) => i % 3 !== 0); // on n1 and n2
   console.log(
-    `  3 nodes, Redis: ${Math.round(clusterRate)} msgs/s (${
-      (clusterRate / singleRate).toFixed(2)
-    }x)`,
+    `3 nodes + baseline, ${3 * CLIENTS_PER_NODE} clients each (msgpack), one process per node`,
   );
+
+  for (const mode of MODE === "both" ? ["all", "topic"] : [MODE]) {
+    const topic = mode === "topic" ? "room" : undefined;
+    if (topic !== undefined) {
+      for (const c of [...soloClients, ...clusterClients]) await c.call("bench.join", { topic });
+    }
+    // Warm-up of both paths, then rounds taken in turn so that load from
+    // elsewhere on the machine falls on both alike.
+    await throughput(solo, soloClients, soloClients, topic, 2_000);
+    await throughput(nodes[0], clusterClients, remote, topic, 2_000);
+    const single: number[] = [], cross: number[] = [], ratio: number[] = [];
+    const pids: [string, number | "self"][] = [
+      ["solo", solo.pid],
+      ...nodes.map((n): [string, number] => [n.id, n.pid]),
+      ["redis", redis.pid!],
+      ["clients", "self"],
+    ];
+    const soloCpu = new Map<string, number>(), clusterCpu = new Map<string, number>();
+    const account = async (into: Map<string, number>, run: () => Promise<number>) => {
+      const before = pids.map(([, pid]) => cpuSeconds(pid));
+      const rate = await run();
+      pids.forEach(([name, pid], i) => {
+        into.set(name, (into.get(name) ?? 0) + cpuSeconds(pid) - before[i]);
+      });
+      return rate;
+    };
+    for (let r = 0; r < ROUNDS; r++) {
+      const s = await account(
+        soloCpu,
+        () => throughput(solo, soloClients, soloClients, topic, MESSAGES),
+      );
+      const c = await account(
+        clusterCpu,
+        () => throughput(nodes[0], clusterClients, remote, topic, MESSAGES),
+      );
+      single.push(s);
+      cross.push(c);
+      ratio.push(c / s);
+    }
+    const perK = (m: Map<string, number>) =>
+      [...m].filter(([, v]) => v > 0.005).map(([k, v]) =>
+        `${k} ${(v * 1e6 / (ROUNDS * MESSAGES)).toFixed(1)}`
+      ).join(", ");
+    console.log(`broadcast to ${mode === "all" ? "all" : "a topic"}, ${MESSAGES} messages`);
+    console.log(`  single node:          ${range(single)} msgs/s`);
+    console.log(`  3 nodes, other nodes: ${range(cross)} msgs/s`);
+    console.log(`  ratio per round:      ${range(ratio, 2)}`);
+    console.log(`  CPU µs per message, single-node rounds: ${perK(soloCpu)}`);
+    console.log(`  CPU µs per message, cluster rounds:     ${perK(clusterCpu)}`);
+  }
+
+  const base = await latency(solo, soloClients[0], SAMPLES);
+  const far = await latency(nodes[0], clusterClients[1], SAMPLES);
+  const f = (x: number) => x.toFixed(3);
   console.log(`latency publish -> receipt, ${SAMPLES} samples, ms`);
+  console.log(`  single node: p50 ${f(q(base, 0.5))} p99 ${f(q(base, 0.99))}`);
+  console.log(`  other node:  p50 ${f(q(far, 0.5))} p99 ${f(q(far, 0.99))}`);
   console.log(
-    `  single node: p50 ${fmt(quantile(singleLat, 0.5))} p99 ${fmt(quantile(singleLat, 0.99))}`,
+    `  added:       p50 ${f(q(far, 0.5) - q(base, 0.5))} p99 ${f(q(far, 0.99) - q(base, 0.99))}`,
   );
-  console.log(
-    `  other node:  p50 ${fmt(quantile(remoteLat, 0.5))} p99 ${fmt(quantile(remoteLat, 0.99))}`,
-  );
-  console.log(
-    `  added:       p50 ${fmt(quantile(remoteLat, 0.5) - quantile(singleLat, 0.5))} p99 ${
-      fmt(quantile(remoteLat, 0.99) - quantile(singleLat, 0.99))
-    }`,
-  );
+
+  // A topic with members on every node, SESSIONS in total.
+  const before = await Promise.all(nodes.map((n) => n.control.call("bench.mem")));
+  const startJoin = performance.now();
+  const members = await clientsOn(nodes, SESSIONS, "big");
+  clients.push(...members);
+  const joinS = (performance.now() - startJoin) / 1000;
+  const after = await Promise.all(nodes.map((n) => n.control.call("bench.mem"))) as {
+    rss: number;
+    heapUsed: number;
+    sessions: number;
+  }[];
+  const fanout: number[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    const got = receipts(members, "big", 1);
+    const start = performance.now();
+    await nodes[0].control.call("bench.one", { method: "big", topic: "big" });
+    const times = await got;
+    fanout.push(Math.max(...times) - start);
+  }
+  console.log(`topic with ${SESSIONS} members over 3 nodes (joined in ${joinS.toFixed(1)} s)`);
+  console.log(`  one message to all of them: ${range(fanout, 1)} ms`);
+  after.forEach((m, i) => {
+    const b = before[i] as { rss: number; sessions: number };
+    const added = m.sessions - b.sessions;
+    console.log(
+      `  ${nodes[i].id}: ${m.sessions} sessions, RSS ${mib(m.rss)} MiB (+${
+        mib(m.rss - b.rss)
+      }), heap ${mib(m.heapUsed)} MiB; ${
+        ((m.rss - b.rss) / 1024 / added).toFixed(1)
+      } KiB RSS per session`,
+    );
+  });
 } finally {
+  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  for (const p of procs) await p.stop();
   await redis.stop();
 }
