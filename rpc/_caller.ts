@@ -25,6 +25,15 @@ export interface OpenStream {
   writable: WritableStream<unknown>;
   /** Resolves when the callee ends the call, rejects when it fails or is cancelled. */
   finished: Promise<void>;
+  /**
+   * Sends one value as DATA, without the writable's per-value promises:
+   * `undefined` when it was queued at once, else a promise for when it was
+   * (credit or queue room awaited). Throws, and fails the call, for a value
+   * that cannot be sent.
+   */
+  send(value: unknown): Promise<void> | undefined;
+  /** Sends END (what closing the writable does). */
+  end(): void;
 }
 
 interface StreamCall {
@@ -240,27 +249,29 @@ export class Caller {
       );
     }
     const codec = this.codec;
+    const queue = (value: unknown): Promise<void> | undefined => {
+      try {
+        return enqueue(session, { type: FrameType.DATA, seq: id, data: encodeValue(codec, value) });
+      } catch (error) {
+        // A value that cannot be sent fails the whole call, both directions.
+        const e = StreamwireError.from(error);
+        cancel(e);
+        throw e;
+      }
+    };
+    // Credit is awaited only when there is none: each await is a promise hop
+    // per value, and hops split the session's writes.
+    const send = (value: unknown): Promise<void> | undefined => {
+      if (stream.done) throw new StreamwireError(Status.CANCELLED, `Call '${method}' is finished`);
+      if (stream.gate.tryTake()) return queue(value);
+      return stream.gate.take().then(() => queue(value));
+    };
+    const end = () => {
+      if (!stream.done) session.send({ type: FrameType.END, seq: id });
+    };
     const writable = new WritableStream<unknown>({
-      write: async (value) => {
-        if (stream.done) {
-          throw new StreamwireError(Status.CANCELLED, `Call '${method}' is finished`);
-        }
-        await stream.gate.take();
-        let message: Message;
-        try {
-          message = { type: FrameType.DATA, seq: id, data: encodeValue(codec, value) };
-          const sending = enqueue(session, message);
-          if (sending !== undefined) await sending;
-        } catch (error) {
-          // A value that cannot be sent fails the whole call, both directions.
-          const e = StreamwireError.from(error);
-          cancel(e);
-          throw e;
-        }
-      },
-      close: () => {
-        if (!stream.done) session.send({ type: FrameType.END, seq: id });
-      },
+      write: (value) => send(value),
+      close: end,
       abort: (reason) => {
         cancel(
           reason instanceof StreamwireError
@@ -269,7 +280,7 @@ export class Caller {
         );
       },
     }, { highWaterMark: 1 });
-    return { readable: stream.inbox.readable, writable, finished };
+    return { readable: stream.inbox.readable, writable, finished, send, end };
   }
 
   /**

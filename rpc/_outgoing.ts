@@ -248,11 +248,14 @@ async function upload(
   const writer = stream.writable.getWriter();
   let failure: { error: unknown } | undefined;
   let finished = false;
+  // Straight to the call rather than through the writable: a value queued
+  // at once costs no promise of its own, so a window goes out in few writes.
   const pumping = (async () => {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) return await writer.close();
-      await writer.write(value);
+      if (done) return stream.end();
+      const sending = stream.send(value);
+      if (sending !== undefined) await sending;
     }
   })().catch((error) => {
     // The input failed, or a value could not be sent: the call cannot complete.
