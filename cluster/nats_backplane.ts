@@ -145,6 +145,8 @@ export class NatsBackplane implements Backplane {
   #closed = false;
   #lost = lostSignal();
   #flushing: Promise<void> | undefined;
+  /** Counts connection drops and reconnections. */
+  #epoch = 0;
 
   private constructor(
     nc: NatsConnection,
@@ -252,8 +254,10 @@ export class NatsBackplane implements Backplane {
   #watch(): void {
     (async () => {
       for await (const s of this.#nc.status()) {
-        if (s.type === "disconnect" || s.type === "staleConnection") this.#setStatus("down");
-        else if (s.type === "reconnect") this.#reconnected();
+        if (s.type === "disconnect" || s.type === "staleConnection") {
+          this.#epoch++;
+          this.#setStatus("down");
+        } else if (s.type === "reconnect") this.#reconnected();
       }
     })().catch(() => {});
     this.#nc.closed().then(() => this.#setStatus("down"), () => this.#setStatus("down"));
@@ -262,10 +266,11 @@ export class NatsBackplane implements Backplane {
   /** Up again once the directory streams exist (a restarted server may have lost them). */
   async #reconnected(): Promise<void> {
     this.#backoff.reset();
-    while (!this.#closed && !this.#nc.isClosed()) {
+    const epoch = ++this.#epoch; // a later drop or reconnection ends this loop
+    while (epoch === this.#epoch && !this.#closed && !this.#nc.isClosed()) {
       try {
         await this.#dir.ensure();
-        if (!this.#closed) this.#setStatus("up");
+        if (epoch === this.#epoch && !this.#closed) this.#setStatus("up");
         return;
       } catch {
         await new Promise((r) => setTimeout(r, this.#backoff.next()));
