@@ -139,15 +139,19 @@ export function decodeBatch(bytes: Uint8Array): { origin: string; messages: Uint
   return { origin, messages };
 }
 
-/** A BROADCAST frame with a zero `offset` metadata entry to patch. */
-export function broadcastTemplate(method: string, params: Uint8Array): Uint8Array {
+/**
+ * A BROADCAST frame; for a topic message (`offset` true) with a zero
+ * `offset` metadata entry to patch. A broadcast to all has no offset, and
+ * its frame no entry for each client to parse.
+ */
+export function broadcastTemplate(method: string, params: Uint8Array, offset = true): Uint8Array {
   return encodeFrames([
     encodeMessage({
       type: FrameType.BROADCAST,
       seq: 0,
       method,
       params,
-      ext: { metadata: [["offset", PLACEHOLDER]] },
+      ext: offset ? { metadata: [["offset", PLACEHOLDER]] } : undefined,
     }),
   ]);
 }

@@ -336,7 +336,7 @@ export class Cluster extends EventTarget {
       } catch {
         continue; // this codec cannot carry the value (raw, for a non-bytes value)
       }
-      frames.set(codec, broadcastTemplate(method, params));
+      frames.set(codec, broadcastTemplate(method, params, options.topic !== undefined));
     }
     const kind = options.topic === undefined ? Kind.ALL : Kind.TOPIC;
     const message = encodeNodeMessage({
