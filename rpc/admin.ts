@@ -318,6 +318,29 @@ const STATES = new Set<string>(Object.values(SessionState));
  * assert.equal((await res.json()).status, "ok");
  * await server.shutdown();
  * ```
+ *
+ * @example Tap a session, with a redact hook
+ * ```ts
+ * import { adminApp } from "@streamwire/streamwire/admin";
+ * import { connect, Methods, RpcServer } from "@streamwire/streamwire/rpc";
+ * import assert from "node:assert/strict";
+ *
+ * const server = new RpcServer({ methods: new Methods().unary("login", () => true) });
+ * const client = await connect(server.listen({ port: 0 }));
+ * const admin = adminApp(server, {
+ *   redact: (frame) => frame.method === "login" ? "(credentials)" : frame.preview,
+ * });
+ * const tap = await admin.request(`/sessions/${client.session!.id}/tap`);
+ * const events = tap.body!.pipeThrough(new TextDecoderStream()).getReader();
+ * await client.call("login", { password: "hunter2" });
+ * let text = "";
+ * while (!text.includes('"type":"RESPONSE"')) text += (await events.read()).value;
+ * assert.match(text, /"direction":"in","type":"REQUEST","seq":\d+,"size":\d+,"method":"login"/);
+ * assert.ok(text.includes('"preview":"(credentials)"') && !text.includes("hunter2"));
+ * await events.cancel();
+ * await client.close();
+ * await server.shutdown();
+ * ```
  */
 export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminApp {
   const maxPage = options.maxPageSize ?? 1000;
