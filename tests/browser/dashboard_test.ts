@@ -3,7 +3,9 @@
 // with a token and TCP clients making calls: the page asks for the token,
 // its charts and session table fill in and change, the kick button removes
 // a session whose client sees the reason, and a tap shows the frames of a
-// call made during the test. The screenshot is kept in docs/dashboard.png.
+// call made during the test. It takes a screenshot of the page; with
+// STREAMWIRE_UPDATE_SCREENSHOT=1 that picture replaces docs/dashboard.png,
+// otherwise the test leaves the tree as it was.
 
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -14,6 +16,7 @@ import { SseReader } from "../rpc/_sse.ts";
 
 const CHROMIUM = Deno.env.get("STREAMWIRE_CHROMIUM") ?? "/usr/bin/chromium";
 const SCREENSHOT = new URL("../../docs/dashboard.png", import.meta.url);
+const UPDATE_SCREENSHOT = Deno.env.get("STREAMWIRE_UPDATE_SCREENSHOT") === "1";
 const AUTH = { authorization: "Bearer s3cret" };
 
 /**
@@ -162,7 +165,11 @@ Deno.test("the admin dashboard shows live numbers, kicks a session and taps anot
     await row(ann.session!.id).locator(".rtt", { hasText: /^\d+ ms$/ }).waitFor();
     // A few more seconds of traffic on the charts, then the picture.
     await traffic.ticks(10);
-    await page.screenshot({ path: decodeURIComponent(SCREENSHOT.pathname) });
+    const picture = await page.screenshot();
+    // A PNG (its signature), of the whole viewport: the page rendered.
+    assert.deepEqual([...picture.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    assert.ok(picture.length > 10_000, `screenshot of ${picture.length} bytes`);
+    if (UPDATE_SCREENSHOT) await Deno.writeFile(SCREENSHOT, picture);
     assert.deepEqual(failures, []);
 
     await page.click("#tap-close");
