@@ -223,7 +223,8 @@ export class RpcPeer {
   readonly codec: PayloadCodec;
   // The calling side is made on first use: most server peers never call.
   #caller: Caller | undefined;
-  #dispatcher: Dispatcher;
+  // Made with the first call served: an idle session holds neither side.
+  #dispatcher: Dispatcher | undefined;
   #outgoing: Outgoing | undefined;
   #options: RpcPeerOptions;
   #limits: Required<PeerLimits>;
@@ -244,18 +245,26 @@ export class RpcPeer {
   constructor(session: Session, options: RpcPeerOptions = {}) {
     this.session = session;
     this.codec = getCodec(session.codec);
-    const shared = sharedOf(options);
-    const window = this.window;
     this.#options = options;
-    this.#limits = shared.limits;
+    this.#limits = sharedOf(options).limits;
     this.#parity = session.role === "client" ? 1 : 0;
-    this.#dispatcher = new Dispatcher(
-      session,
-      this.codec,
-      window === DEFAULT_WINDOW
-        ? shared.dispatcher
-        : dispatcherOptions(options, shared.limits, window),
-    );
+  }
+
+  #serving(): Dispatcher {
+    let dispatcher = this.#dispatcher;
+    if (dispatcher === undefined) {
+      const options = this.#options;
+      const window = this.window;
+      dispatcher = this.#dispatcher = new Dispatcher(
+        this.session,
+        this.codec,
+        window === DEFAULT_WINDOW
+          ? sharedOf(options).dispatcher
+          : dispatcherOptions(options, this.#limits, window),
+      );
+      if (this.#closedWith !== undefined) dispatcher.close(this.#closedWith);
+    }
+    return dispatcher;
   }
 
   #callerNow(): Caller {
@@ -281,12 +290,12 @@ export class RpcPeer {
 
   /** NOTIFYs dropped because `maxConcurrentCalls` handlers were already running. */
   get droppedNotifications(): number {
-    return this.#dispatcher.droppedNotifications;
+    return this.#dispatcher?.droppedNotifications ?? 0;
   }
 
   /** Calls being served. */
   get inflight(): number {
-    return this.#dispatcher.inflight;
+    return this.#dispatcher?.inflight ?? 0;
   }
 
   /** Calls made and not yet answered (unary, batch and streams). */
@@ -309,14 +318,14 @@ export class RpcPeer {
     try {
       switch (message.type) {
         case FrameType.REQUEST:
-          return this.#dispatcher.request(message);
+          return this.#serving().request(message);
         case FrameType.BATCH:
-          return this.#dispatcher.batch(message);
+          return this.#serving().batch(message);
         case FrameType.OPEN:
-          return this.#dispatcher.open(message);
+          return this.#serving().open(message);
         case FrameType.NOTIFY:
         case FrameType.BROADCAST:
-          return this.#dispatcher.push(message);
+          return this.#serving().push(message);
         case FrameType.RESPONSE:
         case FrameType.BATCH_RESULT:
           return this.#callerNow().frame(message);
@@ -327,7 +336,7 @@ export class RpcPeer {
         case FrameType.ERROR:
           // The id's parity tells a call this side made from one it serves.
           if ((message.seq & 1) === this.#parity) return this.#callerNow().frame(message);
-          return this.#dispatcher.frame(message);
+          return this.#serving().frame(message);
       }
     } catch (error) {
       try {
@@ -435,7 +444,7 @@ export class RpcPeer {
   close(reason: StreamwireError): void {
     this.#closedWith ??= reason;
     this.#caller?.close(reason);
-    this.#dispatcher.close(reason);
+    this.#dispatcher?.close(reason);
   }
 
   /**
@@ -444,6 +453,6 @@ export class RpcPeer {
    * @returns A promise for the moment the last served call finishes.
    */
   drain(): Promise<void> {
-    return this.#dispatcher.drain();
+    return this.#dispatcher?.drain() ?? Promise.resolve();
   }
 }

@@ -29,6 +29,11 @@ export interface InboundOptions {
 export interface InboundSink extends Stage<Message, never> {
   /** Counts bytes read. */
   bytes(n: number): void;
+  /**
+   * Reading ended: `undefined` at a clean EOF, else the error that ended it,
+   * bad input (PROTOCOL.md 1.3) or a broken connection.
+   */
+  ended(error: StreamwireError | undefined): void;
 }
 
 /** A controller for the end of the pipeline: the session enqueues nothing. */
@@ -83,28 +88,27 @@ export class Inbound {
     this.#decompressor.accept = accept;
   }
 
-  /**
-   * Reads until EOF or failure.
-   *
-   * @returns undefined at a clean EOF, else the error that ended reading:
-   *   bad input (PROTOCOL.md 1.3) or a broken connection.
-   */
-  run(): Promise<StreamwireError | undefined> {
+  /** Reads until EOF or failure, then tells the sink ({@linkcode InboundSink.ended}). */
+  start(): void {
     // Never cancelled on a decode error: that would close the connection
     // before the session's ERROR is written (PROTOCOL.md 1.3).
     if (this.#conn.read === undefined) this.#reader = this.#conn.readable.getReader();
-    return new Promise((resolve) => {
-      this.#resolve = resolve;
-      this.#next();
-    });
+    this.#next();
   }
 
   // Promise reactions rather than an async loop, and two of them made once
   // per connection rather than a closure per step: every idle session
   // holds its pending read, and an awaiting async function costs it
-  // several times the memory of a reaction.
-  #resolve!: (error: StreamwireError | undefined) => void;
+  // several times the memory of a reaction. The end goes to the sink, not
+  // to a promise of its own.
   #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  #done = false;
+
+  #end(error: StreamwireError | undefined): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#sink.ended(error);
+  }
 
   #next(): void {
     const conn = this.#conn;
@@ -114,15 +118,15 @@ export class Inbound {
     reading.then(this.#took, this.#failed);
   }
 
-  #failed = (error: unknown): void => this.#resolve(StreamwireError.from(error));
+  #failed = (error: unknown): void => this.#end(StreamwireError.from(error));
 
   #took = (chunk: Uint8Array | null): void => {
     const stage = this.#stage;
     try {
       if (chunk === null) {
         const done = stage.flush?.(END);
-        if (done === undefined) this.#resolve(undefined);
-        else done.then(() => this.#resolve(undefined), this.#failed);
+        if (done === undefined) this.#end(undefined);
+        else done.then(() => this.#end(undefined), this.#failed);
         return;
       }
       this.#sink.bytes(chunk.length);

@@ -11,7 +11,6 @@ import type { Frame } from "../codec/frame.ts";
 import { encodeMessage, type Message } from "../codec/message.ts";
 import { encodeMessages } from "../codec/message_stream.ts";
 import { composeStages, type Stage } from "../codec/stage.ts";
-import type { Connection } from "./connection.ts";
 
 /** Never written: the queue's lists while empty; replaced before anything is added. */
 // deno-lint-ignore no-explicit-any
@@ -28,14 +27,6 @@ const NONE: any[] = [];
 const PATIENCE = 4;
 /** Where the queue writes: one write at a time. */
 export type WriteFn = (chunk: Uint8Array) => Promise<void>;
-
-/** A connection's write, without its stream when it offers a pull interface. */
-export function writerOf(conn: Connection): WriteFn {
-  if (conn.write !== undefined) return (chunk) => conn.write!(chunk);
-  const writer = conn.writable.getWriter();
-  writer.closed.catch(() => {});
-  return (chunk) => writer.write(chunk);
-}
 
 /** Hooks of the queue into its session. */
 export interface OutboundHooks {

@@ -5,7 +5,8 @@ import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Message } from "../codec/message.ts";
 import type { InboundSink } from "./_inbound.ts";
-import type { OutboundHooks, WriteFn } from "./_outbound.ts";
+import type { OutboundHooks } from "./_outbound.ts";
+import type { Connection } from "./connection.ts";
 import type { Session } from "./session.ts";
 
 /** What a {@linkcode Link} reaches inside its session: Session's private methods. */
@@ -14,6 +15,7 @@ export interface LinkInternals {
   received(session: Session, n: number): void;
   wake(session: Session): void;
   writeFailed(session: Session, error: unknown): void;
+  readEnded(session: Session, error: StreamwireError | undefined): void;
   wrote(session: Session, bytes: number, frames: number): void;
 }
 
@@ -31,11 +33,27 @@ export function bindLink(bound: LinkInternals): void {
  */
 export class Link implements OutboundHooks, InboundSink {
   readonly session: Session;
-  readonly write: WriteFn;
+  readonly #conn: Connection;
+  /** The writable's writer, for a connection without the pull interface. */
+  #writer: WritableStreamDefaultWriter<Uint8Array> | undefined;
 
-  constructor(session: Session, write: WriteFn) {
+  constructor(session: Session, conn: Connection) {
     this.session = session;
-    this.write = write;
+    this.#conn = conn;
+  }
+
+  write(chunk: Uint8Array): Promise<void> {
+    const conn = this.#conn;
+    if (conn.write !== undefined) return conn.write(chunk);
+    if (this.#writer === undefined) {
+      this.#writer = conn.writable.getWriter();
+      this.#writer.closed.catch(() => {});
+    }
+    return this.#writer.write(chunk);
+  }
+
+  ended(error: StreamwireError | undefined): void {
+    internals.readEnded(this.session, error);
   }
 
   transform(message: Message): void | Promise<void> {

@@ -25,7 +25,7 @@ import {
   type SessionStats,
 } from "./session_options.ts";
 import { Inbound } from "./_inbound.ts";
-import { Outbound, writerOf } from "./_outbound.ts";
+import { Outbound } from "./_outbound.ts";
 import { bindLink, Link } from "./_session_link.ts";
 import type { SessionTap } from "./session_tap.ts";
 import {
@@ -92,6 +92,7 @@ export class Session extends EventTarget {
       received: (session, n) => session.#received(n),
       wake: (session) => session.#wake(),
       writeFailed: (session, error) => session.#onWriteFailed(error),
+      readEnded: (session, error) => session.#readEnded(error),
       wrote: (session, bytes, frames) => {
         const stats = session.stats;
         stats.bytesOut += bytes;
@@ -196,7 +197,7 @@ export class Session extends EventTarget {
     const now = Date.now();
     this.stats = newStats(now);
     const maxFrame = this.#maxFrame = options.maxFrame ?? DEFAULT_MAX_FRAME;
-    const link = new Link(this, writerOf(conn));
+    const link = new Link(this, conn);
     this.#in = new Inbound(conn, {
       maxFrame: options.role === "server" ? Math.min(maxFrame, PRE_HANDSHAKE_MAX_FRAME) : maxFrame,
       maxBatchEntries: this.#limits.maxBatchEntries,
@@ -205,7 +206,7 @@ export class Session extends EventTarget {
     });
     this.#out = new Outbound(link, this.#limits, options.outbound);
     conn.closed.then(() => this.#terminate());
-    this.#in.run().then((error) => this.#readEnded(error));
+    this.#in.start();
   }
 
   /** Session id (assigned by the server in the handshake). */
