@@ -1,70 +1,89 @@
-// Broadcasts to all leave a node through a bounded pipeline: with nothing in
-// flight a message is published at once (no added latency); while
-// publishes are in flight, later messages gather and go out together as one
-// batch when a slot frees, so a busy node makes one backplane call and
-// every other node one delivery per batch rather than per message.
+// Broadcasts leave a node through a bounded pipeline with one lane per key
+// (the "all" channel, or a topic): with nothing in flight on a lane a
+// message leaves at once (no added latency); while batches are in flight,
+// later messages gather and leave together when a slot frees, so a busy
+// node makes one backplane call, and every other node handles one
+// delivery, per batch rather than per message. A lane's batches are sent
+// in order over the engine's one connection, which keeps their order.
 
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
-import type { Backplane } from "./backplane.ts";
-import { encodeBatch } from "./_wire.ts";
 
 /** Bounds of a {@linkcode Batcher}. */
 export interface BatcherLimits {
-  /** Publishes in flight at once. */
+  /** Batches in flight at once on one lane. */
   depth: number;
-  /** Messages in one batch; also bounded by the batch format's u16 count. */
+  /** Batches in flight at once over all lanes; a lane past it waits its turn. */
+  maxInFlight: number;
+  /** Messages in one batch. */
   maxBatch: number;
-  /** Bytes of messages in one batch, so that one backplane message stays small. */
+  /** Bytes of messages in one batch, so that one backplane call stays small. */
   maxBatchBytes: number;
   /**
-   * Messages waiting for a slot; a broadcast past it fails with
-   * `resource_exhausted` instead of growing the queue.
+   * Messages waiting for a slot over all lanes; a broadcast past it fails
+   * with `resource_exhausted` instead of growing the queue.
    */
   maxQueued: number;
 }
 
-/** Defaults: two in flight, 256 messages or 256 KiB a batch, 8,192 waiting. */
+/**
+ * Defaults: two batches in flight per lane and 64 over all lanes, 256
+ * messages or 256 KiB a batch, 8,192 messages waiting.
+ */
 export const BATCHER_LIMITS: BatcherLimits = {
   depth: 2,
+  maxInFlight: 64,
   maxBatch: 256,
   maxBatchBytes: 256 * 1024,
   maxQueued: 8192,
 };
 
-/** Publishes one node's messages to a channel in order, batched under load. */
-export class Batcher {
-  #backplane: Backplane;
-  #channel: string;
-  #origin: string;
+/** Sends one batch of a lane; resolves with one result per message, in order. */
+export type SendBatch<R> = (key: string, messages: Uint8Array[]) => Promise<R[]>;
+
+interface Lane<R> {
+  key: string;
+  queue: Uint8Array[];
+  waiting: PromiseWithResolvers<R>[];
+  inFlight: number;
+  /** Waits in the turn list for a slot over all lanes. */
+  blocked: boolean;
+}
+
+/** Sends one node's messages per key in order, batched under load. */
+export class Batcher<R> {
+  #send: SendBatch<R>;
   #limits: BatcherLimits;
-  #queue: Uint8Array[] = [];
-  #waiting: PromiseWithResolvers<void>[] = [];
+  /** Lanes with messages queued or in flight; an idle lane is dropped. */
+  #lanes = new Map<string, Lane<R>>();
+  /** Lanes waiting for a slot over all lanes, in turn. */
+  #turns: Lane<R>[] = [];
+  #queued = 0;
   #inFlight = 0;
 
-  constructor(
-    backplane: Backplane,
-    options: { channel: string; origin: string; limits?: BatcherLimits },
-  ) {
-    this.#backplane = backplane;
-    this.#channel = options.channel;
-    this.#origin = options.origin;
-    this.#limits = options.limits ?? BATCHER_LIMITS;
+  constructor(send: SendBatch<R>, limits: BatcherLimits = BATCHER_LIMITS) {
+    this.#send = send;
+    this.#limits = limits;
   }
 
-  /** Messages waiting for a slot. */
+  /** Messages waiting for a slot, over all lanes. */
   get queued(): number {
-    return this.#queue.length;
+    return this.#queued;
+  }
+
+  /** Lanes with messages queued or in flight. */
+  get lanes(): number {
+    return this.#lanes.size;
   }
 
   /**
-   * Queues a message.
+   * Queues a message on a key's lane.
    *
-   * @returns Resolves once the backplane took the batch holding it; rejects
-   *   if it did not, or at once with `resource_exhausted` when the queue is full.
+   * @returns Its result once the batch holding it was sent; rejects if the
+   *   batch failed, or at once with `resource_exhausted` when the queue is full.
    */
-  publish(message: Uint8Array): Promise<void> {
-    if (this.queued >= this.#limits.maxQueued) {
+  publish(key: string, message: Uint8Array): Promise<R> {
+    if (this.#queued >= this.#limits.maxQueued) {
       return Promise.reject(
         new StreamwireError(
           Status.RESOURCE_EXHAUSTED,
@@ -72,42 +91,65 @@ export class Batcher {
         ),
       );
     }
-    const done = Promise.withResolvers<void>();
-    this.#queue.push(message);
-    this.#waiting.push(done);
-    this.#pump();
+    let lane = this.#lanes.get(key);
+    if (lane === undefined) {
+      lane = { key, queue: [], waiting: [], inFlight: 0, blocked: false };
+      this.#lanes.set(key, lane);
+    }
+    const done = Promise.withResolvers<R>();
+    lane.queue.push(message);
+    lane.waiting.push(done);
+    this.#queued++;
+    this.#pump(lane);
     return done.promise;
   }
 
-  #pump(): void {
-    const { depth, maxBatch, maxBatchBytes } = this.#limits;
-    while (this.#inFlight < depth && this.queued > 0) {
+  #pump(lane: Lane<R>): void {
+    const { depth, maxInFlight, maxBatch, maxBatchBytes } = this.#limits;
+    while (lane.inFlight < depth && lane.queue.length > 0) {
+      if (this.#inFlight >= maxInFlight) {
+        if (!lane.blocked) {
+          lane.blocked = true;
+          this.#turns.push(lane);
+        }
+        return;
+      }
       let end = 0, bytes = 0;
       while (
-        end < this.#queue.length && end < maxBatch &&
-        (end === 0 || bytes + this.#queue[end].length <= maxBatchBytes)
+        end < lane.queue.length && end < maxBatch &&
+        (end === 0 || bytes + lane.queue[end].length <= maxBatchBytes)
       ) {
-        bytes += this.#queue[end++].length;
+        bytes += lane.queue[end++].length;
       }
-      const messages = this.#queue.splice(0, end);
-      const waiting = this.#waiting.splice(0, end);
-      const data = messages.length === 1 ? messages[0] : encodeBatch(this.#origin, messages);
+      const messages = lane.queue.splice(0, end);
+      const waiting = lane.waiting.splice(0, end);
+      this.#queued -= end;
+      lane.inFlight++;
       this.#inFlight++;
       // The slot frees, and the next batch leaves, before the callers hear of this one.
       const settled = () => {
+        lane.inFlight--;
         this.#inFlight--;
-        this.#pump();
+        this.#pump(lane);
+        while (this.#turns.length > 0 && this.#inFlight < maxInFlight) {
+          const next = this.#turns.shift()!;
+          next.blocked = false;
+          this.#pump(next);
+        }
       };
-      this.#backplane.publish(this.#channel, data).then(
-        () => {
+      this.#send(lane.key, messages).then(
+        (results) => {
           settled();
-          for (const w of waiting) w.resolve();
+          for (let i = 0; i < waiting.length; i++) waiting[i].resolve(results[i]);
         },
         (error) => {
           settled();
           for (const w of waiting) w.reject(error);
         },
       );
+    }
+    if (lane.inFlight === 0 && lane.queue.length === 0 && !lane.blocked) {
+      this.#lanes.delete(lane.key);
     }
   }
 }

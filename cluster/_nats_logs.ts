@@ -45,6 +45,8 @@ export interface LogsOptions {
 export class NatsLogs {
   #o: LogsOptions;
   #bases = new Map<string, number>();
+  /** Per log whose base is not known yet, the calls on it, one after the other. */
+  #opening = new Map<string, Promise<void>>();
 
   constructor(options: LogsOptions) {
     this.#o = options;
@@ -55,10 +57,43 @@ export class NatsLogs {
     this.#bases.clear();
   }
 
-  /** Appends, making the log's stream on first use; returns the entry's offset. */
-  async append(log: string, channel: string, data: Uint8Array): Promise<number> {
+  /**
+   * Appends entries in order, pipelined: every publish is sent before the
+   * first answer is awaited, and one connection keeps their order. While a
+   * log's base is unknown here (its first use, or after a reconnection),
+   * calls on it run one after the other and the first entry goes alone, so
+   * that a stream made meanwhile cannot take later entries before earlier ones.
+   */
+  appendMany(log: string, channel: string, data: readonly Uint8Array[]): Promise<number[]> {
+    const opening = this.#opening.get(log);
+    if (opening === undefined && this.#bases.has(log)) return this.#appendMany(log, channel, data);
+    const run = (opening ?? Promise.resolve()).then(() => this.#appendMany(log, channel, data));
+    const settled = run.then(() => {}, () => {});
+    this.#opening.set(log, settled);
+    settled.then(() => {
+      if (this.#opening.get(log) === settled) this.#opening.delete(log);
+    });
+    return run;
+  }
+
+  async #appendMany(log: string, channel: string, data: readonly Uint8Array[]): Promise<number[]> {
+    if (data.length === 0) return [];
     const subject = `${this.#o.prefix}.log.${token(log)}.${token(channel)}`;
-    let base = this.#bases.get(log);
+    const offsets: number[] = [];
+    let rest = data;
+    if (!this.#bases.has(log)) {
+      offsets.push(await this.#appendFirst(log, subject, data[0]));
+      rest = data.slice(1);
+    }
+    const acks = await Promise.all(rest.map((d) => this.#o.js.publish(subject, d)));
+    const base = this.#bases.get(log) ?? await this.#base(log);
+    for (const ack of acks) offsets.push(base + ack.seq);
+    return offsets;
+  }
+
+  /** Appends one entry, making the log's stream when none listens; returns its offset. */
+  async #appendFirst(log: string, subject: string, data: Uint8Array): Promise<number> {
+    let base: number | undefined;
     let seq: number;
     try {
       seq = (await this.#o.js.publish(subject, data)).seq;

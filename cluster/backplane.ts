@@ -8,7 +8,8 @@
  *   `unsubscribe` a handler; at most once, in publish order from one
  *   publisher.
  * - **Logs**: `append` bytes to a per-topic log and publish them, with their
- *   offset, to a channel, as one atomic step; `read` from an offset. Offsets
+ *   offset, to a channel, as one atomic step; `appendMany` does so for
+ *   several entries in one round trip, in order; `read` from an offset. Offsets
  *   are increasing integers; each entry names the offset before it (`prev`)
  *   so a reader can tell a contiguous read from one with a gap (entries
  *   trimmed by the retention, or lost with the engine's data).
@@ -21,6 +22,9 @@
  *
  * @module
  */
+
+import { Status } from "../codec/constants.ts";
+import { StreamwireError } from "../codec/error.ts";
 
 /** Whether the engine is reachable. */
 export type BackplaneStatus = "up" | "down";
@@ -118,6 +122,28 @@ export interface Backplane {
    */
   append(log: string, channel: string, data: Uint8Array): Promise<number>;
   /**
+   * Most entries one {@linkcode Backplane.appendMany} takes
+   * ({@linkcode BackplaneOptions.maxAppendMany}).
+   */
+  readonly maxAppendMany: number;
+  /**
+   * Appends several entries to a log and publishes them, in one round trip
+   * to the engine: offsets increase in array order, each entry's `prev` is
+   * the offset before it in the log, and subscribers see them in offset
+   * order, as if appended one by one. Entries of other publishers may fall
+   * between them (NATS); on Redis and in memory they are contiguous. A
+   * rejection may follow a partial append (at least once, as with
+   * {@linkcode Backplane.append}).
+   *
+   * @param log Log name (one per topic).
+   * @param channel Channel the entries are published to.
+   * @param data Bytes of each entry, at most `maxAppendMany` of them.
+   * @returns The entries' offsets, in order.
+   * @throws {StreamwireError} `resource_exhausted` past `maxAppendMany`
+   *   entries, before anything is appended.
+   */
+  appendMany(log: string, channel: string, data: readonly Uint8Array[]): Promise<number[]>;
+  /**
    * Reads a log after an offset.
    *
    * @param log Log name.
@@ -207,10 +233,46 @@ export interface BackplaneOptions {
    * @default {10000}
    */
   retention?: number;
+  /**
+   * Entries one {@linkcode Backplane.appendMany} takes; past it the call is
+   * refused. Bounds the time one batch holds the engine (a Redis script
+   * blocks every other client while it runs) and the memory of one call.
+   *
+   * @default {1024}
+   */
+  maxAppendMany?: number;
 }
 
 /** Default of {@linkcode BackplaneOptions.retention}. */
 export const DEFAULT_RETENTION = 10_000;
+
+/** Default of {@linkcode BackplaneOptions.maxAppendMany}. */
+export const DEFAULT_MAX_APPEND_MANY = 1024;
+
+/**
+ * Checks the size of an {@linkcode Backplane.appendMany} against its bound.
+ *
+ * @param count Entries asked for.
+ * @param max The engine's `maxAppendMany`.
+ * @throws {StreamwireError} `resource_exhausted` when `count` exceeds `max`.
+ *
+ * @example Past the bound
+ * ```ts
+ * import { checkAppendMany } from "@streamwire/streamwire/cluster";
+ * import assert from "node:assert/strict";
+ *
+ * checkAppendMany(3, 4);
+ * assert.throws(() => checkAppendMany(5, 4), /exceeds maxAppendMany '4'/);
+ * ```
+ */
+export function checkAppendMany(count: number, max: number): void {
+  if (count > max) {
+    throw new StreamwireError(
+      Status.RESOURCE_EXHAUSTED,
+      `appendMany of '${count}' entries exceeds maxAppendMany '${max}'`,
+    );
+  }
+}
 
 /**
  * The next offset of a log: the clock in microseconds, or one past the

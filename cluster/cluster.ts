@@ -31,11 +31,12 @@ import { Membership, type NodeContext } from "./_membership.ts";
 import { registerClusterMetrics } from "./_metrics.ts";
 import { deliver, Topics } from "./_topics.ts";
 import { kick, onNodeMessage, unicast } from "./_unicast.ts";
-import { Batcher } from "./_batcher.ts";
+import { Batcher, BATCHER_LIMITS } from "./_batcher.ts";
 import {
   broadcastTemplate,
   decodeBatch,
   decodeNodeMessage,
+  encodeBatch,
   encodeNodeMessage,
   Kind,
 } from "./_wire.ts";
@@ -203,7 +204,8 @@ export class Cluster extends EventTarget {
   #unwatch: () => void;
   #offStatus: () => void;
   #unregister: () => void;
-  #all: Batcher;
+  #all: Batcher<void>;
+  #topicsOut: Batcher<number>;
   #closed = false;
 
   private constructor(server: RpcServer, options: ClusterOptions) {
@@ -226,7 +228,18 @@ export class Cluster extends EventTarget {
       address: options.address,
     });
     this.#topics = new Topics(this.#node, options.maxReplay ?? 10_000);
-    this.#all = new Batcher(this.backplane, { channel: "all", origin: this.nodeId });
+    const backplane = this.backplane;
+    this.#all = new Batcher<void>(async (channel, messages) => {
+      await backplane.publish(
+        channel,
+        messages.length === 1 ? messages[0] : encodeBatch(this.nodeId, messages),
+      );
+      return [];
+    });
+    this.#topicsOut = new Batcher(
+      (topic, messages) => backplane.appendMany(topic, `topic:${topic}`, messages),
+      { ...BATCHER_LIMITS, maxBatch: Math.min(BATCHER_LIMITS.maxBatch, backplane.maxAppendMany) },
+    );
     this.#unwatch = server.transport.watch({
       topic: (topic) => this.#topics.reconcile(topic),
       session: (session, open) => this.#membership.directory(session, open),
@@ -312,16 +325,18 @@ export class Cluster extends EventTarget {
    * as they are. Topic messages are logged with an offset and reach local
    * members through the backplane too, so every member sees one order.
    *
-   * Broadcasts to all leave through a bounded pipeline: published at once
-   * when nothing is in flight, otherwise gathered into one backplane message
-   * (at most 256 messages or 256 KiB, two in flight) when a slot frees.
+   * Broadcasts leave through a bounded pipeline, one lane for all and one
+   * per topic: published at once when nothing is in flight on the lane,
+   * otherwise gathered, when a slot frees, into one backplane message (to
+   * all) or one `appendMany` (to a topic) of at most 256 messages or
+   * 256 KiB; two batches in flight per lane, 64 over all topics.
    *
    * @param method The BROADCAST's method (the topic, for chat-style fan-out).
    * @param value Params.
    * @param options Topic, and a session id to leave out.
    * @returns The topic offset (0 for a broadcast to all, or while degraded).
    * @throws {StreamwireError} `resource_exhausted` when 8,192 broadcasts to
-   *   all already wait for the backplane.
+   *   all, or 8,192 to topics, already wait for the backplane.
    */
   async broadcast(
     method: string,
@@ -349,16 +364,12 @@ export class Cluster extends EventTarget {
     if (this.backplane.status === "up") {
       try {
         if (options.topic === undefined) {
-          await this.#all.publish(message);
+          await this.#all.publish("all", message);
           this.metrics.published++;
           deliver(this.#node, this.server.transport.sessions(), decodeNodeMessage(message), 0);
           return { offset: 0 };
         }
-        const offset = await this.backplane.append(
-          options.topic,
-          `topic:${options.topic}`,
-          message,
-        );
+        const offset = await this.#topicsOut.publish(options.topic, message);
         this.metrics.published++;
         return { offset };
       } catch (error) {

@@ -14,6 +14,8 @@ import {
   type Backplane,
   type BackplaneStatus,
   type ChannelHandler,
+  checkAppendMany,
+  DEFAULT_MAX_APPEND_MANY,
   DEFAULT_RETENTION,
   type LogEntry,
   type LogRead,
@@ -26,6 +28,8 @@ import {
 export interface MemoryHubOptions {
   /** Entries a topic log keeps. @default {10000} */
   retention?: number;
+  /** Entries one `appendMany` takes. @default {1024} */
+  maxAppendMany?: number;
   /** The clock of heartbeat expiry and offsets, in ms. @default {Date.now} */
   now?: () => number;
 }
@@ -55,6 +59,8 @@ interface Log {
  * ```
  */
 export class MemoryHub {
+  /** Entries one `appendMany` takes. */
+  readonly maxAppendMany: number;
   #retention: number;
   #now: () => number;
   #running = true;
@@ -71,6 +77,7 @@ export class MemoryHub {
    */
   constructor(options: MemoryHubOptions = {}) {
     this.#retention = options.retention ?? DEFAULT_RETENTION;
+    this.maxAppendMany = options.maxAppendMany ?? DEFAULT_MAX_APPEND_MANY;
     this.#now = options.now ?? Date.now;
   }
 
@@ -162,6 +169,12 @@ export class MemoryHub {
     }
     this._publish(channel, data, offset, prev);
     return offset;
+  }
+
+  /** @internal */
+  _appendMany(log: string, channel: string, data: readonly Uint8Array[]): number[] {
+    checkAppendMany(data.length, this.maxAppendMany);
+    return data.map((d) => this._append(log, channel, d));
   }
 
   /** @internal */
@@ -281,6 +294,11 @@ export class MemoryBackplane implements Backplane {
     return this.#status;
   }
 
+  /** Entries one {@linkcode MemoryBackplane.appendMany} takes, the hub's. */
+  get maxAppendMany(): number {
+    return this.#hub.maxAppendMany;
+  }
+
   /** @internal */
   _setStatus(status: BackplaneStatus): void {
     if (this.#status === status) return;
@@ -352,6 +370,18 @@ export class MemoryBackplane implements Backplane {
    */
   append(log: string, channel: string, data: Uint8Array): Promise<number> {
     return this.#run(() => this.#hub._append(log, channel, data));
+  }
+
+  /**
+   * Appends entries in order and publishes each, in one step.
+   *
+   * @param log Log name.
+   * @param channel Channel name.
+   * @param data Bytes of each entry.
+   * @returns The entries' offsets.
+   */
+  appendMany(log: string, channel: string, data: readonly Uint8Array[]): Promise<number[]> {
+    return this.#run(() => this.#hub._appendMany(log, channel, data));
   }
 
   /**

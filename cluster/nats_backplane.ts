@@ -52,7 +52,7 @@ import type {
   NodeEntry,
   SessionEntry,
 } from "./backplane.ts";
-import { DEFAULT_RETENTION } from "./backplane.ts";
+import { checkAppendMany, DEFAULT_MAX_APPEND_MANY, DEFAULT_RETENTION } from "./backplane.ts";
 import { Backoff, type Direct, lostSignal, natsServers, redactUrl, token } from "./_nats.ts";
 import { NatsDirectory } from "./_nats_directory.ts";
 import { NatsLogs } from "./_nats_logs.ts";
@@ -136,6 +136,7 @@ export class NatsBackplane implements Backplane {
   #p: string;
   #storage: StorageType;
   #maxPending: number;
+  #maxAppendMany: number;
   #pending = 0;
   #backoff: Backoff;
   #handlers = new Map<string, ChannelHandler>();
@@ -179,6 +180,7 @@ export class NatsBackplane implements Backplane {
       now: () => this.#dir.now(),
     });
     this.#maxPending = options.maxPendingBytes ?? 8 * 1024 * 1024;
+    this.#maxAppendMany = options.maxAppendMany ?? DEFAULT_MAX_APPEND_MANY;
   }
 
   /**
@@ -400,8 +402,32 @@ export class NatsBackplane implements Backplane {
    */
   append(log: string, channel: string, data: Uint8Array): Promise<number> {
     return this.#call(() =>
-      this.#bounded(data.length, () => this.#logs.append(log, channel, data))
+      this.#bounded(data.length, async () => (await this.#logs.appendMany(log, channel, [data]))[0])
     );
+  }
+
+  /** Entries one {@linkcode NatsBackplane.appendMany} takes. */
+  get maxAppendMany(): number {
+    return this.#maxAppendMany;
+  }
+
+  /**
+   * Appends entries in order with pipelined JetStream publishes (one round
+   * trip); the stream republishes each entry to the channel.
+   *
+   * @param log Log name.
+   * @param channel Channel name.
+   * @param data Bytes of each entry.
+   * @returns The entries' offsets.
+   */
+  appendMany(log: string, channel: string, data: readonly Uint8Array[]): Promise<number[]> {
+    try {
+      checkAppendMany(data.length, this.#maxAppendMany);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const bytes = data.reduce((n, d) => n + d.length, 0);
+    return this.#call(() => this.#bounded(bytes, () => this.#logs.appendMany(log, channel, data)));
   }
 
   /**

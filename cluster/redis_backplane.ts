@@ -34,6 +34,8 @@ import {
   type BackplaneOptions,
   type BackplaneStatus,
   type ChannelHandler,
+  checkAppendMany,
+  DEFAULT_MAX_APPEND_MANY,
   DEFAULT_RETENTION,
   type LogEntry,
   type LogRead,
@@ -59,18 +61,37 @@ export interface RedisBackplaneOptions extends BackplaneOptions {
   connectTimeoutMs?: number;
 }
 
+// KEYS: log, head, channel. ARGV: retention, then each entry's bytes.
+// Offsets run on from the first (the Redis clock or one past the head); the
+// log is trimmed once, after the entries, and they are published as one
+// message: "<offset> <prev> " and the bytes for one entry, or
+// "* <first> <prev> <count> " then "<length> " and the bytes per entry.
 const APPEND = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-local off = now
-if off <= prev then off = prev + 1 end
-local o = string.format('%.0f', off)
+local first = now
+if first <= prev then first = prev + 1 end
+local n = #ARGV - 1
+local f = string.format('%.0f', first)
 local p = string.format('%.0f', prev)
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], o .. '-0', 'p', p, 'd', ARGV[1])
-redis.call('SET', KEYS[2], o)
-redis.call('PUBLISH', KEYS[3], o .. ' ' .. p .. ' ' .. ARGV[1])
-return o`;
+local out = {}
+if n > 1 then out[1] = '* ' .. f .. ' ' .. p .. ' ' .. n .. ' ' end
+for i = 1, n do
+  local o = string.format('%.0f', first + i - 1)
+  redis.call('XADD', KEYS[1], o .. '-0', 'p', p, 'd', ARGV[i + 1])
+  if n > 1 then
+    out[#out + 1] = #ARGV[i + 1] .. ' '
+  else
+    out[#out + 1] = o .. ' ' .. p .. ' '
+  end
+  out[#out + 1] = ARGV[i + 1]
+  p = o
+end
+redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[1])
+redis.call('SET', KEYS[2], p)
+redis.call('PUBLISH', KEYS[3], table.concat(out))
+return f`;
 
 const READ = `
 local head = redis.call('GET', KEYS[2]) or '0'
@@ -183,6 +204,7 @@ export class RedisBackplane implements Backplane {
   #sub: Redis;
   #prefix: string;
   #retention: number;
+  #maxAppendMany: number;
   #handlers = new Map<string, ChannelHandler>();
   #listeners = new Set<(status: BackplaneStatus) => void>();
   #status: BackplaneStatus = "down";
@@ -193,16 +215,11 @@ export class RedisBackplane implements Backplane {
     this.#sub = sub;
     this.#prefix = options.prefix ?? "sw";
     this.#retention = options.retention ?? DEFAULT_RETENTION;
+    this.#maxAppendMany = options.maxAppendMany ?? DEFAULT_MAX_APPEND_MANY;
     const chPrefix = `${this.#prefix}:ch:`;
     sub.on("messageBuffer", (channel: Uint8Array, message: Uint8Array) => {
       const handler = this.#handlers.get(decoder.decode(channel).slice(chPrefix.length));
-      if (handler === undefined) return;
-      const a = message.indexOf(32), b = message.indexOf(32, a + 1);
-      if (a < 0 || b < 0) return;
-      const offset = Number(decoder.decode(message.subarray(0, a)));
-      const prev = Number(decoder.decode(message.subarray(a + 1, b)));
-      // A copy: ioredis may hand out views of a buffer it reuses, and handlers keep messages.
-      handler(new Uint8Array(message.subarray(b + 1)), offset, prev);
+      if (handler !== undefined) deliver(message, handler);
     });
     const update = () => this.#update();
     for (const client of [cmd, sub]) {
@@ -322,6 +339,11 @@ export class RedisBackplane implements Backplane {
     await this.#sub.unsubscribe(this.#key("ch", channel));
   }
 
+  /** Entries one {@linkcode RedisBackplane.appendMany} takes. */
+  get maxAppendMany(): number {
+    return this.#maxAppendMany;
+  }
+
   /**
    * Appends to a log (trimmed to the retention) and publishes the entry.
    *
@@ -331,14 +353,31 @@ export class RedisBackplane implements Backplane {
    * @returns The entry's offset.
    */
   async append(log: string, channel: string, data: Uint8Array): Promise<number> {
-    const offset = await SCRIPTS.append.run(this.#cmd, [
-      this.#key("log", log),
-      this.#key("head", log),
-      this.#key("ch", channel),
-      asBuffer(data),
-      this.#retention,
-    ]);
-    return Number(offset);
+    return (await this.appendMany(log, channel, [data]))[0];
+  }
+
+  /**
+   * Appends entries in order with one script call, trims the log once and
+   * publishes them as one channel message.
+   *
+   * @param log Log name.
+   * @param channel Channel name.
+   * @param data Bytes of each entry.
+   * @returns The entries' offsets.
+   */
+  async appendMany(log: string, channel: string, data: readonly Uint8Array[]): Promise<number[]> {
+    checkAppendMany(data.length, this.#maxAppendMany);
+    if (data.length === 0) return [];
+    const first = Number(
+      await SCRIPTS.append.run(this.#cmd, [
+        this.#key("log", log),
+        this.#key("head", log),
+        this.#key("ch", channel),
+        this.#retention,
+        ...data.map(asBuffer),
+      ]),
+    );
+    return data.map((_, i) => first + i);
   }
 
   /**
@@ -503,6 +542,42 @@ export class RedisBackplane implements Backplane {
     this.#cmd.disconnect();
     this.#sub.disconnect();
     this.#update();
+  }
+}
+
+/**
+ * Hands a channel message's entries to a handler: `"<offset> <prev> "` and
+ * the bytes, or a batch, `"* <first> <prev> <count> "` then `"<length> "`
+ * and the bytes of each entry, whose offsets run on from the first. One
+ * copy of the message (ioredis may hand out views of a buffer it reuses,
+ * and handlers keep entries); entries are views into it.
+ */
+function deliver(message: Uint8Array, handler: ChannelHandler): void {
+  // A plain Uint8Array: a Node Buffer's slice() would be a view.
+  const bytes = new Uint8Array(message);
+  let at = 0;
+  /** The decimal number at `at`, up to a space; NaN if malformed. */
+  const number = () => {
+    let n = 0;
+    for (let c = bytes[at++]; c !== 32; c = bytes[at++]) {
+      if (!(c >= 48 && c <= 57)) return NaN; // a digit (undefined past the end)
+      n = n * 10 + c - 48;
+    }
+    return n;
+  };
+  if (bytes[0] !== 42) { // not '*': one entry, or a plain publish ("0 0 ")
+    const offset = number(), prev = number();
+    if (!Number.isNaN(offset) && !Number.isNaN(prev)) handler(bytes.subarray(at), offset, prev);
+    return;
+  }
+  at = 2;
+  const first = number(), prev = number(), count = number();
+  if (Number.isNaN(first + prev + count)) return;
+  for (let i = 0; i < count; i++) {
+    const len = number();
+    if (Number.isNaN(len) || at + len > bytes.length) return;
+    handler(bytes.subarray(at, at + len), first + i, i === 0 ? prev : first + i - 1);
+    at += len;
   }
 }
 

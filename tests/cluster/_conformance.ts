@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import type { Backplane, BackplaneStatus } from "../../cluster/backplane.ts";
+import { StreamwireError } from "../../codec/error.ts";
 import { guard } from "../transport/_helpers.ts";
 
 /** An engine under test. */
@@ -146,6 +147,116 @@ export function conformance(name: string, engine: () => Promise<Engine>): void {
         assert.ok(read.entries.length < 39, `kept '${read.entries.length}' of 39 after the first`);
         assert.equal(read.entries.at(-1)?.data[0], 39);
       });
+
+      await t.step(
+        "appendMany appends in order: offsets, prev, one delivery each, read",
+        async () => {
+          const [a, b] = [await make(), await make()];
+          const n = new Collector();
+          await b.subscribe("ch7", n.push);
+          const one = await a.append("log7", "ch7", bytes(0));
+          // Bytes a length-prefixed or space-separated format could trip on.
+          const many = await a.appendMany("log7", "ch7", [bytes(42, 32, 1), bytes(), bytes(32)]);
+          assert.deepEqual(await a.appendMany("log7", "ch7", []), []);
+          const big = new Uint8Array(70_000).map((_, i) => i % 251);
+          const last = await a.appendMany("log7", "ch7", [big]);
+          const offsets = [one, ...many, ...last];
+          assert.ok(offsets.every((o, i) => i === 0 || o > offsets[i - 1]), `${offsets}`);
+          await n.count(5);
+          const want = [[0], [42, 32, 1], [], [32], [...big]];
+          assert.deepEqual(n.got.map((m) => m.offset), offsets);
+          assert.deepEqual(n.got.map((m) => m.prev), [0, ...offsets.slice(0, -1)]);
+          for (const m of n.got) m.data.slice().fill(7); // a slice is a copy
+          assert.deepEqual(n.got.map((m) => [...m.data]), want);
+          const read = await b.read("log7", 0, 100);
+          assert.deepEqual(
+            read.entries.map((e) => [e.offset, e.prev]),
+            n.got.map((m) => [m.offset, m.prev]),
+          );
+          assert.deepEqual(read.entries.map((e) => [...e.data]), want);
+          assert.equal(read.head, offsets[4]);
+          const rest = await b.read("log7", offsets[1], 2);
+          assert.deepEqual(rest.entries.map((e) => e.offset), offsets.slice(2, 4));
+          assert.equal(rest.gap, false);
+        },
+      );
+
+      await t.step("appendMany calls in flight together keep call order", async () => {
+        const [a, b] = [await make(), await make()];
+        const n = new Collector();
+        await b.subscribe("ch8", n.push);
+        const calls = await Promise.all([
+          a.appendMany("log8", "ch8", [bytes(1), bytes(2)]),
+          a.appendMany("log8", "ch8", [bytes(3)]),
+          a.append("log8", "ch8", bytes(4)).then((o) => [o]),
+          a.appendMany("log8", "ch8", [bytes(5), bytes(6), bytes(7)]),
+        ]);
+        const offsets = calls.flat();
+        assert.ok(offsets.every((o, i) => i === 0 || o > offsets[i - 1]), `${offsets}`);
+        await n.count(7);
+        assert.deepEqual(n.got.map((m) => m.data[0]), [1, 2, 3, 4, 5, 6, 7]);
+        assert.deepEqual(n.got.map((m) => m.offset), offsets);
+        const read = await b.read("log8", 0, 100);
+        assert.deepEqual(read.entries.map((e) => e.data[0]), [1, 2, 3, 4, 5, 6, 7]);
+        assert.equal(read.gap, false);
+      });
+
+      await t.step(
+        "appendMany spanning the retention: trimmed, all published, a gap before",
+        async () => {
+          const [a, b] = [await make(), await make()];
+          const n = new Collector();
+          await b.subscribe("ch9", n.push);
+          const first = await a.append("log9", "ch9", bytes(0));
+          // 40 entries in one call against a retention of 16.
+          const offsets = await a.appendMany(
+            "log9",
+            "ch9",
+            Array.from({ length: 40 }, (_, i) => bytes(i + 1)),
+          );
+          await n.count(41);
+          assert.deepEqual(n.got.map((m) => m.data[0]), Array.from({ length: 41 }, (_, i) => i));
+          assert.deepEqual(n.got.slice(1).map((m) => m.offset), offsets);
+          const read = await b.read("log9", first, 1000);
+          assert.equal(read.gap, true);
+          assert.equal(read.head, offsets[39]);
+          assert.ok(read.entries.length <= 16, `kept '${read.entries.length}' of 41`);
+          assert.equal(read.entries.at(-1)?.data[0], 40);
+          // What is kept is contiguous, and a reader inside it has no gap.
+          for (let i = 1; i < read.entries.length; i++) {
+            assert.equal(read.entries[i].prev, read.entries[i - 1].offset);
+          }
+          const inside = await b.read("log9", offsets[35], 1000);
+          assert.equal(inside.gap, false);
+          assert.deepEqual(inside.entries.map((e) => e.offset), offsets.slice(36));
+        },
+      );
+
+      await t.step(
+        "appendMany past maxAppendMany is refused with resource_exhausted, nothing appended",
+        async () => {
+          const [a, b] = [await make(), await make()];
+          const n = new Collector();
+          await b.subscribe("ch10", n.push);
+          const max = a.maxAppendMany;
+          assert.ok(Number.isSafeInteger(max) && max > 0, `maxAppendMany '${max}'`);
+          await assert.rejects(
+            a.appendMany("log10", "ch10", Array.from({ length: max + 1 }, () => bytes(1))),
+            (e) =>
+              e instanceof StreamwireError && e.codeName === "resource_exhausted" &&
+              e.message === `appendMany of '${max + 1}' entries exceeds maxAppendMany '${max}'`,
+          );
+          assert.deepEqual(await a.read("log10", 0, 10), { entries: [], gap: false, head: 0 });
+          const at = await a.appendMany(
+            "log10",
+            "ch10",
+            Array.from({ length: max }, () => bytes(2)),
+          );
+          assert.equal(at.length, max);
+          await n.count(max);
+          assert.ok(n.got.every((m) => m.data[0] === 2));
+        },
+      );
 
       await t.step("nodes: heartbeat, list, expiry, removal with their sessions", async () => {
         const [a, b] = [await make(), await make()];

@@ -8,7 +8,8 @@ import { NatsProcess } from "./_nats.ts";
 conformance("nats", async () => {
   const nats = await NatsProcess.start();
   return {
-    make: () => NatsBackplane.connect(nats.url, { retention: 16, prefix: "conf" }),
+    make: () =>
+      NatsBackplane.connect(nats.url, { retention: 16, maxAppendMany: 64, prefix: "conf" }),
     stop: () => nats.stop(),
     start: () => nats.resume(),
     dispose: () => nats.stop(),

@@ -6,7 +6,8 @@ import { RedisProcess } from "./_redis.ts";
 conformance("redis", async () => {
   const redis = await RedisProcess.start();
   return {
-    make: () => RedisBackplane.connect(redis.url, { retention: 16, prefix: "conf" }),
+    make: () =>
+      RedisBackplane.connect(redis.url, { retention: 16, maxAppendMany: 64, prefix: "conf" }),
     stop: () => redis.stop(),
     start: () => redis.resume(),
     dispose: () => redis.stop(),
