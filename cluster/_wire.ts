@@ -29,6 +29,41 @@ export interface NodeMessage {
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+/** Node ids, session ids and codec names are short ASCII: no TextEncoder call for them. */
+const SHORT = 64;
+
+/**
+ * What to write for `s`: the string itself when it is short ASCII (written
+ * by char code, since a typed array allocation costs more here than the
+ * whole copy), else its UTF-8 bytes.
+ */
+function textOf(s: string): string | Uint8Array {
+  if (s.length > SHORT) return enc.encode(s);
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return enc.encode(s);
+  return s;
+}
+
+/** Writes `t` from `at`; returns the offset after it. */
+function put(out: Uint8Array, at: number, t: string | Uint8Array): number {
+  if (typeof t !== "string") {
+    out.set(t, at);
+    return at + t.length;
+  }
+  for (let i = 0; i < t.length; i++) out[at + i] = t.charCodeAt(i);
+  return at + t.length;
+}
+
+/** The text of `bytes[start, end)`; short ASCII text is read by char code. */
+function text(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start > SHORT) return dec.decode(bytes.subarray(start, end));
+  let s = "";
+  for (let i = start; i < end; i++) {
+    const c = bytes[i];
+    if (c > 0x7f) return dec.decode(bytes.subarray(start, end));
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
 
 /** Width of the patched offset value: 16 digits hold microseconds until year 2286. */
 const OFFSET_DIGITS = 16;
@@ -37,39 +72,44 @@ const MARK = enc.encode("offset" + PLACEHOLDER);
 
 /** Encodes a backplane message. */
 export function encodeNodeMessage(m: NodeMessage): Uint8Array {
-  const origin = enc.encode(m.origin), target = enc.encode(m.target);
-  const reason = enc.encode(m.reason);
+  const origin = textOf(m.origin), target = textOf(m.target);
+  const reason = textOf(m.reason);
   let size = 1 + 2 + origin.length + 2 + target.length + 1 + 2 + reason.length;
-  const names: Uint8Array[] = [];
+  const names: (string | Uint8Array)[] = [];
+  const frames: Uint8Array[] = [];
   for (const [name, frame] of m.frames) {
-    const n = enc.encode(name);
+    const n = textOf(name);
     names.push(n);
+    frames.push(frame);
     size += 1 + n.length + 4 + frame.length;
   }
   const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
   let at = 0;
   out[at++] = m.kind;
-  for (const part of [origin, target]) {
-    view.setUint16(at, part.length);
-    out.set(part, at + 2);
-    at += 2 + part.length;
-  }
-  view.setUint16(at, reason.length);
-  out.set(reason, at + 2);
-  at += 2 + reason.length;
-  out[at++] = m.frames.size;
-  let i = 0;
-  for (const frame of m.frames.values()) {
-    const n = names[i++];
+  at = putText(out, at, origin);
+  at = putText(out, at, target);
+  at = putText(out, at, reason);
+  out[at++] = frames.length;
+  for (let i = 0; i < frames.length; i++) {
+    const n = names[i], frame = frames[i];
     out[at++] = n.length;
-    out.set(n, at);
-    at += n.length;
-    view.setUint32(at, frame.length);
+    at = put(out, at, n);
+    const len = frame.length;
+    out[at] = len >>> 24;
+    out[at + 1] = (len >>> 16) & 0xff;
+    out[at + 2] = (len >>> 8) & 0xff;
+    out[at + 3] = len & 0xff;
     out.set(frame, at + 4);
-    at += 4 + frame.length;
+    at += 4 + len;
   }
   return out;
+}
+
+/** Writes a u16 length and the text at `at`; returns the offset after them. */
+function putText(out: Uint8Array, at: number, t: string | Uint8Array): number {
+  out[at] = t.length >>> 8;
+  out[at + 1] = t.length & 0xff;
+  return put(out, at + 2, t);
 }
 
 /** Decodes a backplane message; frames are views into `bytes`. */
@@ -77,18 +117,18 @@ export function decodeNodeMessage(bytes: Uint8Array): NodeMessage {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = 0;
   const kind = bytes[at++];
-  const text = () => {
+  const field = () => {
     const len = view.getUint16(at);
-    const s = dec.decode(bytes.subarray(at + 2, at + 2 + len));
+    const s = text(bytes, at + 2, at + 2 + len);
     at += 2 + len;
     return s;
   };
-  const origin = text(), target = text(), reason = text();
+  const origin = field(), target = field(), reason = field();
   const count = bytes[at++];
   const frames = new Map<string, Uint8Array>();
   for (let i = 0; i < count; i++) {
     const n = bytes[at++];
-    const name = dec.decode(bytes.subarray(at, at + n));
+    const name = text(bytes, at, at + n);
     at += n;
     const len = view.getUint32(at);
     frames.set(name, bytes.subarray(at + 4, at + 4 + len));
@@ -103,15 +143,13 @@ export function decodeNodeMessage(bytes: Uint8Array): NodeMessage {
  * tells its own batches by the origin without decoding the messages.
  */
 export function encodeBatch(origin: string, messages: readonly Uint8Array[]): Uint8Array {
-  const name = enc.encode(origin);
+  const name = textOf(origin);
   let size = 1 + 2 + name.length + 2;
   for (const m of messages) size += 4 + m.length;
   const out = new Uint8Array(size);
   const view = new DataView(out.buffer);
   out[0] = Kind.BATCH;
-  view.setUint16(1, name.length);
-  out.set(name, 3);
-  let at = 3 + name.length;
+  let at = putText(out, 1, name);
   view.setUint16(at, messages.length);
   at += 2;
   for (const m of messages) {
@@ -126,7 +164,7 @@ export function encodeBatch(origin: string, messages: readonly Uint8Array[]): Ui
 export function decodeBatch(bytes: Uint8Array): { origin: string; messages: Uint8Array[] } {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const len = view.getUint16(1);
-  const origin = dec.decode(bytes.subarray(3, 3 + len));
+  const origin = text(bytes, 3, 3 + len);
   let at = 3 + len;
   const count = view.getUint16(at);
   at += 2;

@@ -7,8 +7,10 @@
 //
 // Environment: MESSAGES (per throughput round, 20000), ROUNDS (5),
 // SAMPLES (latency samples, 1000), SESSIONS (topic members, 10000),
-// MODE (`all`, `topic` or `both`, default both). 10,000 sessions need about
-// 10,100 descriptors here and 3,400 per node: `ulimit -n 20000` first.
+// MODE (`all`, `topic` or `both`, default both), PROF_DIR (a directory:
+// each node writes a V8 tick log `<id>.log` there, for `node --prof-process`).
+// 10,000 sessions need about 10,100 descriptors here and 3,400 per node:
+// `ulimit -n 20000` first.
 
 import { connect, type RpcClient } from "../../rpc/client.ts";
 import { RedisProcess } from "./_redis.ts";
@@ -19,6 +21,7 @@ const ROUNDS = env("ROUNDS", 5);
 const SAMPLES = env("SAMPLES", 1_000);
 const SESSIONS = env("SESSIONS", 10_000);
 const MODE = Deno.env.get("MODE") ?? "both";
+const PROF_DIR = Deno.env.get("PROF_DIR");
 const CLIENTS_PER_NODE = 10;
 const CONNECT_CONCURRENCY = 200;
 
@@ -35,6 +38,9 @@ async function spawnNode(id: string, redisUrl?: string): Promise<NodeProcess> {
     args: [
       "run",
       "-A",
+      ...(PROF_DIR
+        ? [`--v8-flags=--prof,--logfile=${PROF_DIR}/${id}.log,--no-logfile-per-isolate`]
+        : []),
       new URL("./_node_process.ts", import.meta.url).pathname,
       id,
       ...(redisUrl ? [redisUrl] : []),
