@@ -130,21 +130,28 @@ export async function produce(
   const gate = call.gate!;
   // Credit and queue room are awaited only when exhausted, so a producer
   // with values at hand sends a whole window in one synchronous run and
-  // the session writes it as one chunk. A DATA the full queue did not take
-  // is awaited before the next one, so END never overtakes it.
+  // the session writes it as one chunk: each await is a microtask hop per
+  // value, and hops split the session's writes. A DATA the full queue did
+  // not take is awaited before the next one, so END never overtakes it.
+  // `call.reason` is checked after every await: once the call is cancelled,
+  // timed out or its session gone, nothing more is sent for it (3.2).
   const room = async (): Promise<boolean> => {
     if (!gate.tryTake()) await gate.take();
     if (!session.writable) await session.ready();
     return call.reason === undefined;
   };
+  let finished = false;
   if (output instanceof ReadableStream) {
     const reader = output.getReader();
     try {
-      while (call.reason === undefined) {
+      for (;;) {
         const { value, done } = await reader.read();
-        if (done) break;
-        // Awaited only when there is something to wait for: each await is
-        // a microtask hop per value, and hops split the session's writes.
+        if (done) {
+          finished = true;
+          break;
+        }
+        if (call.reason !== undefined) break;
+        // The gate closes only with call.reason set: credit left means tryTake succeeds.
         if (gate.credit <= 0 || !session.writable) {
           if (!(await room())) break;
         } else gate.tryTake();
@@ -152,7 +159,8 @@ export async function produce(
         if (sending !== undefined) await sending;
       }
     } finally {
-      if (call.reason !== undefined) reader.cancel(call.reason).catch(ignore);
+      // Left early (cancelled, or a value that could not be sent): the source stops too.
+      if (!finished) reader.cancel(call.reason).catch(ignore);
       reader.releaseLock();
     }
     return;
@@ -162,7 +170,10 @@ export async function produce(
     try {
       while (call.reason === undefined) {
         const step = iterator.next();
-        if (step.done) break;
+        if (step.done) {
+          finished = true;
+          break;
+        }
         if (gate.credit <= 0 || !session.writable) {
           if (!(await room())) break;
         } else gate.tryTake();
@@ -170,15 +181,19 @@ export async function produce(
         if (sending !== undefined) await sending;
       }
     } finally {
-      if (call.reason !== undefined) iterator.return?.();
+      if (!finished) iterator.return?.();
     }
     return;
   }
   const iterator = (output as AsyncIterable<unknown>)[Symbol.asyncIterator]();
   try {
-    while (call.reason === undefined) {
+    for (;;) {
       const step = await iterator.next();
-      if (step.done) break;
+      if (step.done) {
+        finished = true;
+        break;
+      }
+      if (call.reason !== undefined) break;
       if (gate.credit <= 0 || !session.writable) {
         if (!(await room())) break;
       } else gate.tryTake();
@@ -186,7 +201,7 @@ export async function produce(
       if (sending !== undefined) await sending;
     }
   } finally {
-    if (call.reason !== undefined) await iterator.return?.();
+    if (!finished) await iterator.return?.();
   }
 }
 

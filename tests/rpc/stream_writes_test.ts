@@ -7,6 +7,8 @@ import { connect } from "../../rpc/client.ts";
 import { Methods } from "../../rpc/methods.ts";
 import { RpcServer } from "../../rpc/server.ts";
 import { memoryPair } from "../../transport/memory.ts";
+import { FrameType } from "../../codec/constants.ts";
+import { guard } from "../transport/_helpers.ts";
 
 const VALUES = 2_000;
 
@@ -59,3 +61,102 @@ for (
     }
   });
 }
+
+/** Resolves once `signal` aborts. */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) =>
+    signal.addEventListener("abort", () => resolve(), { once: true })
+  );
+}
+
+for (const source of ["an async generator", "a ReadableStream"] as const) {
+  for (const how of ["cancels", "times out"] as const) {
+    Deno.test(`a server stream from ${source} sends nothing after its caller ${how}`, async () => {
+      // The producer makes its next value only once the call was aborted: the
+      // value must not go out (PROTOCOL.md 3.2), and the producer is stopped.
+      const stopped = Promise.withResolvers<void>();
+      const methods = new Methods().serverStream(
+        "slow",
+        source === "an async generator"
+          ? async function* (_: unknown, ctx) {
+            try {
+              yield 1;
+              await aborted(ctx.signal);
+              yield 2;
+              yield 3;
+            } finally {
+              stopped.resolve();
+            }
+          }
+          : (_: unknown, ctx) => {
+            let i = 0;
+            return new ReadableStream<number>({
+              async pull(controller) {
+                if (++i === 2) await aborted(ctx.signal);
+                controller.enqueue(i);
+              },
+              cancel: () => stopped.resolve(),
+            });
+          },
+      );
+      const server = new RpcServer({ methods, metrics: false });
+      const [a, b] = memoryPair();
+      const session = server.accept(a)!;
+      const data: number[] = [];
+      session.tap = {
+        received() {},
+        sent: (message) => {
+          if (message.type === FrameType.DATA) data.push(message.seq);
+        },
+        sentEncoded() {},
+      };
+      const client = await connect("tcp://127.0.0.1:1", {
+        reconnect: false,
+        dial: () => Promise.resolve(b),
+      });
+      try {
+        const reader = client.stream("slow", undefined, how === "times out" ? { timeout: 50 } : {})
+          .getReader();
+        assert.deepEqual(await reader.read(), { value: 1, done: false });
+        if (how === "cancels") await reader.cancel();
+        else await assert.rejects(reader.read(), { codeName: "deadline_exceeded" });
+        await guard(stopped.promise, "the producer to be stopped");
+        assert.equal(data.length, 1, `DATA frames sent: ${data.length}`);
+      } finally {
+        await client.close();
+        await server.shutdown({ deadlineMs: 0 });
+      }
+    });
+  }
+}
+
+Deno.test("a server stream whose value cannot be encoded fails the call and stops its producer", async () => {
+  const stopped = Promise.withResolvers<void>();
+  const methods = new Methods().serverStream("bad", async function* () {
+    try {
+      yield 1;
+      yield Symbol("no codec encodes this");
+      yield 3;
+    } finally {
+      stopped.resolve();
+    }
+  });
+  const server = new RpcServer({ methods });
+  const [a, b] = memoryPair();
+  server.accept(a);
+  const client = await connect("tcp://127.0.0.1:1", {
+    reconnect: false,
+    dial: () => Promise.resolve(b),
+  });
+  try {
+    const reader = client.stream("bad").getReader();
+    assert.deepEqual(await reader.read(), { value: 1, done: false });
+    await assert.rejects(reader.read(), { codeName: "internal" });
+    // The generator was returned (its finally ran), so the call counts as finished.
+    await guard(stopped.promise, "the producer to be stopped");
+    assert.equal(server.metrics!.method("bad")?.inFlight, 0);
+  } finally {
+    await client.close();
+    await server.shutdown({ deadlineMs: 0 });
+  }
+});
