@@ -12,10 +12,9 @@
 
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
-import type { Connection } from "./connection.ts";
 import type { ReadSizes } from "./_socket_connection.ts";
 import type { QuicCloseInfo, QuicConn, QuicStream } from "./_quic_api.ts";
-import { nextMacrotask } from "./_macrotask.ts";
+import { brokenError, PullConnection } from "./_pull_connection.ts";
 
 /**
  * Bound (ms) on waiting for the peer's part of the closing handshake. A
@@ -47,28 +46,19 @@ export function describeClose(info: QuicCloseInfo): string {
 }
 
 /**
- * A QUIC stream as a {@linkcode Connection}, with the pull interface; the
- * readable and writable are made over it on first use.
+ * A QUIC stream as a Connection, with the pull interface; the readable and
+ * writable are made over it on first use (see {@linkcode PullConnection}).
  */
-export class QuicConnection implements Connection {
+export class QuicConnection extends PullConnection {
   readonly transport = "quic" as const;
-  readonly localAddr: string;
-  readonly remoteAddr: string;
-  readonly closed: Promise<void>;
 
   #conn: QuicConn;
   #reader: ReadableStreamBYOBReader;
   #writer: WritableStreamDefaultWriter<Uint8Array>;
   #release: () => void;
-  #allowHalfOpen: boolean;
   #minReadSize: number;
   #maxReadSize: number;
   #readSize: number;
-  #readable: ReadableStream<Uint8Array> | undefined;
-  #writable: WritableStream<Uint8Array> | undefined;
-  #readController: ReadableStreamDefaultController<Uint8Array> | undefined;
-  #writeController: WritableStreamDefaultController | undefined;
-  #resolveClosed!: () => void;
   /** The read on the QUIC stream in flight, if any. */
   #pending: Promise<ReadableStreamReadResult<Uint8Array>> | undefined;
   /** The caller of read() waiting for it. */
@@ -79,27 +69,15 @@ export class QuicConnection implements Connection {
   #finSent = false;
   /** This side's FIN went before the peer's: this side closes the QUIC connection. */
   #finFirst = false;
-  #closing = false;
-  #readDone = false;
-  #readFailure: StreamwireError | undefined;
-  #writeDone = false;
-  #writeFailure: StreamwireError | undefined;
-  #closeError: StreamwireError | undefined;
-  #writing: Promise<void> | undefined;
-  /** Counts writes and closes started, to notice new writes across a macrotask. */
-  #writeSeq = 0;
 
   constructor(init: QuicConnectionInit) {
+    super(init);
     this.#conn = init.conn;
     this.#reader = init.stream.readable.getReader({ mode: "byob" });
     this.#writer = init.stream.writable.getWriter();
     this.#release = init.release;
-    this.localAddr = init.localAddr;
-    this.remoteAddr = init.remoteAddr;
-    this.#allowHalfOpen = init.allowHalfOpen;
     this.#minReadSize = this.#readSize = init.sizes.readSize;
     this.#maxReadSize = init.sizes.maxReadSize;
-    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     // A connection that ends while nothing is read or written (the peer
     // closed it, or it timed out) still closes this one.
     init.conn.closed.then(
@@ -108,43 +86,9 @@ export class QuicConnection implements Connection {
     );
   }
 
-  get readable(): ReadableStream<Uint8Array> {
-    this.#readable ??= new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        this.#readController = controller;
-      },
-      pull: (controller) =>
-        this.read().then((chunk) => {
-          if (chunk !== null) return controller.enqueue(chunk);
-          try {
-            controller.close();
-          } catch {
-            // Closed already by close().
-          }
-        }),
-      cancel: () => this.close(),
-    }, { highWaterMark: 0 });
-    return this.#readable;
-  }
-
-  get writable(): WritableStream<Uint8Array> {
-    if (this.#writable === undefined) {
-      this.#writable = new WritableStream<Uint8Array>({
-        start: (controller) => {
-          this.#writeController = controller;
-        },
-        write: (chunk) => this.write(chunk),
-        close: () => this.#closeWrite(),
-        abort: () => this.close(),
-      });
-      if (this.#closing || this.#writeFailure) this.#writeController!.error(this.#writeError());
-    }
-    return this.#writable;
-  }
-
   read(): Promise<Uint8Array | null> {
-    if (this.#readDone) {
-      return this.#readFailure ? Promise.reject(this.#readFailure) : Promise.resolve(null);
+    if (this.readDone) {
+      return this.readFailure ? Promise.reject(this.readFailure) : Promise.resolve(null);
     }
     if (this.#waiter) {
       return Promise.reject(
@@ -157,32 +101,20 @@ export class QuicConnection implements Connection {
   }
 
   write(chunk: Uint8Array): Promise<void> {
-    if (this.#writeDone) return Promise.reject(this.#writeError());
-    if (!(chunk instanceof Uint8Array)) {
-      const error = new StreamwireError(
-        Status.INVALID_ARGUMENT,
-        `Chunk of type '${Object.prototype.toString.call(chunk)}' is not a Uint8Array`,
-      );
-      this.#shutdown(error);
-      return Promise.reject(error);
-    }
-    this.#writeSeq++;
+    if (this.writeDone || !(chunk instanceof Uint8Array)) return this.refuseWrite(chunk);
+    this.writeSeq++;
     if (chunk.byteLength === 0) return Promise.resolve();
     const writing: Promise<void> = this.#writer.write(chunk).then(
       () => {
-        if (this.#writing === writing) this.#writing = undefined;
+        if (this.writing === writing) this.writing = undefined;
       },
       (error) => {
-        if (this.#writing === writing) this.#writing = undefined;
-        throw this.#writeFailed(error);
+        if (this.writing === writing) this.writing = undefined;
+        throw this.closing ? this.writeError() : this.failWrite(error);
       },
     );
-    this.#writing = writing;
+    this.writing = writing;
     return writing;
-  }
-
-  close(): void {
-    this.#shutdown();
   }
 
   /** Reads once into a buffer of the current size and settles the waiting read(). */
@@ -194,10 +126,10 @@ export class QuicConnection implements Connection {
       (result) => {
         this.#pending = undefined;
         // Closing: the closing handshake reads on from here.
-        if (this.#closing) return;
+        if (this.closing) return;
         if (result.done) {
           this.#eof = true;
-          this.#readDone = true;
+          this.readDone = true;
           this.#settleRead(null);
           this.#onEof();
           return;
@@ -207,14 +139,8 @@ export class QuicConnection implements Connection {
       },
       (error) => {
         this.#pending = undefined;
-        if (this.#closing) return;
-        this.#shutdown(
-          new StreamwireError(
-            Status.UNAVAILABLE,
-            `Connection '${this.remoteAddr}' failed while reading: ${(error as Error).message}`,
-            { cause: error },
-          ),
-        );
+        if (this.closing) return;
+        this.shutdown(brokenError(this.remoteAddr, "reading", error));
       },
     );
   }
@@ -244,36 +170,18 @@ export class QuicConnection implements Connection {
 
   /** The peer's FIN reached the reader. */
   #onEof(): void {
-    if (this.#finSent) this.#shutdown();
-    else if (!this.#allowHalfOpen) this.#closeWhenIdle();
-  }
-
-  /**
-   * Closes once no write is in flight and none starts within a macrotask,
-   * so what a pipe already queued still goes out first.
-   */
-  async #closeWhenIdle(): Promise<void> {
-    while (!this.#closing && !this.#writeDone) {
-      if (this.#writing) {
-        await this.#writing.catch(() => {});
-        continue;
-      }
-      const seq = this.#writeSeq;
-      await nextMacrotask();
-      if (seq === this.#writeSeq && !this.#writing) break;
-    }
-    // A writable closed meanwhile finishes in #closeWrite.
-    if (!this.#writeDone) this.#shutdown();
+    if (this.#finSent) this.shutdown();
+    else if (!this.allowHalfOpen) this.closeWhenIdle();
   }
 
   /** Half-closes: the peer reads EOF once what was written is delivered. */
-  async #closeWrite(): Promise<void> {
-    this.#writeDone = true;
-    this.#writeSeq++;
-    await this.#writing?.catch(() => {});
-    if (this.#closing) return;
+  protected async closeWrite(): Promise<void> {
+    this.writeDone = true;
+    this.writeSeq++;
+    await this.writing?.catch(() => {});
+    if (this.closing) return;
     this.#finish();
-    if (this.#readDone) this.#shutdown();
+    if (this.readDone) this.shutdown();
   }
 
   /** Sends this side's FIN, once. */
@@ -285,30 +193,10 @@ export class QuicConnection implements Connection {
     this.#writer.close().catch(() => {});
   }
 
-  #writeFailed(error: unknown): StreamwireError {
-    if (this.#closing) return this.#writeError();
-    if (this.#writeFailure) return this.#writeFailure;
-    const failure = new StreamwireError(
-      Status.UNAVAILABLE,
-      `Connection '${this.remoteAddr}' failed while writing: ${(error as Error).message}`,
-      { cause: error },
-    );
-    this.#writeFailure = failure;
-    this.#writeDone = true;
-    this.#writeController?.error(failure);
-    if (this.#readDone) this.#shutdown(failure);
-    return failure;
-  }
-
-  #writeError(): StreamwireError {
-    return this.#writeFailure ?? this.#closeError ??
-      new StreamwireError(Status.CANCELLED, `Connection '${this.remoteAddr}' is closed`);
-  }
-
   /** The QUIC connection ended under this one. */
   #lost(how: string): void {
-    if (this.#closing) return;
-    this.#shutdown(
+    if (this.closing) return;
+    this.shutdown(
       new StreamwireError(Status.UNAVAILABLE, `Connection '${this.remoteAddr}' ${how}`),
     );
   }
@@ -318,34 +206,22 @@ export class QuicConnection implements Connection {
    * writes fail), then runs the closing handshake and closes the QUIC
    * connection; `closed` resolves after that.
    */
-  #shutdown(error?: StreamwireError): void {
-    if (this.#closing) return;
-    this.#closing = true;
-    this.#closeError = error;
-    if (!this.#readDone) {
-      this.#readDone = true;
-      this.#readFailure = error;
-      const waiter = this.#waiter;
-      this.#waiter = undefined;
-      if (error) waiter?.reject(error);
-      else waiter?.resolve(null);
-      try {
-        if (error) this.#readController?.error(error);
-        else this.#readController?.close();
-      } catch {
-        // Already closed or cancelled by its reader.
-      }
-    }
-    this.#writeDone = true;
-    this.#writeController?.error(this.#writeError());
+  protected shutdown(error?: StreamwireError): void {
+    if (this.closing) return;
+    // Set only while the read side is open: a waiting read() gets its end.
+    const waiter = this.#waiter;
+    this.#waiter = undefined;
+    if (error) waiter?.reject(error);
+    else waiter?.resolve(null);
+    this.settle(error);
     this.#teardown(error).finally(() => {
       this.#release();
-      this.#resolveClosed();
+      this.markClosed();
     });
   }
 
   async #teardown(error: StreamwireError | undefined): Promise<void> {
-    await this.#writing?.catch(() => {});
+    await this.writing?.catch(() => {});
     if (error === undefined) {
       this.#finish();
       if (!(this.#eof && this.#finFirst)) await this.#linger();

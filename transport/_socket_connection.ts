@@ -11,9 +11,9 @@
 
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
-import type { Connection, ConnectionOptions } from "./connection.ts";
+import type { ConnectionOptions } from "./connection.ts";
 import { formatAddr, type SocketTransport } from "./_address.ts";
-import { nextMacrotask } from "./_macrotask.ts";
+import { brokenError, closedError, PullConnection } from "./_pull_connection.ts";
 
 /** First and idle read size: small, as every idle connection holds one. */
 export const DEFAULT_READ_SIZE = 512;
@@ -51,63 +51,25 @@ function isClosedError(error: unknown): boolean {
 }
 
 /**
- * A `Deno.Conn` as a {@linkcode Connection}.
+ * A `Deno.Conn` as a Connection.
  *
- * The two streams are made on first use. A caller of the pull interface,
- * {@linkcode SocketConnection.read} and {@linkcode SocketConnection.write}
- * (a session does), never makes them: a ReadableStream and a WritableStream
- * with their reader, writer and callbacks are about 4 KiB of heap per
- * connection.
+ * The two streams are made on first use (see {@linkcode PullConnection}).
+ * A caller of the pull interface, {@linkcode SocketConnection.read} and
+ * {@linkcode SocketConnection.write} (a session does), never makes them.
  *
  * A failed write ends the write side only. The socket stays open for
  * reading, so what the peer sent before it went away (a GOAWAY, then close)
  * is still delivered; the connection closes at EOF or a read error.
  */
-export class SocketConnection implements Connection {
-  readonly remoteAddr: string;
-  readonly localAddr: string;
+export class SocketConnection extends PullConnection {
   readonly transport: SocketTransport;
-  get closed(): Promise<void> {
-    // Made when someone asks: an idle session's connection holds no promise for it.
-    if (this.#closed === undefined) {
-      this.#closed = this.#isClosed
-        ? Promise.resolve()
-        : new Promise((resolve) => (this.#resolveClosed = resolve));
-    }
-    return this.#closed;
-  }
 
   #conn: Deno.Conn;
-  #allowHalfOpen: boolean;
   #minReadSize: number;
   #maxReadSize: number;
   #readSize: number;
-  #readable: ReadableStream<Uint8Array> | undefined;
-  #writable: WritableStream<Uint8Array> | undefined;
-  #readController: ReadableStreamDefaultController<Uint8Array> | undefined;
-  #writeController: WritableStreamDefaultController | undefined;
-  #closed: Promise<void> | undefined;
-  #resolveClosed: (() => void) | undefined;
-  /** Closed, and the I/O in flight then has settled. */
-  #isClosed = false;
-  /** close() ran (or started from an error): both streams are settled. */
-  #closing = false;
-  /** The readable is done: EOF, cancelled or settled by close(). */
-  #readDone = false;
-  /** The error close() ended the readable with, if any. */
-  #readFailure: StreamwireError | undefined;
-  /** The error close() was given, if any: what writes fail with from then on. */
-  #closeError: StreamwireError | undefined;
-  /** The error a write failed with, if one did: what writes fail with from then on. */
-  #writeFailure: StreamwireError | undefined;
-  /** The writable is closing or done. */
-  #writeDone = false;
-  /** Operations in flight, awaited before `closed` resolves. */
+  /** The read in flight, awaited before `closed` resolves. */
   #reading: Promise<unknown> | undefined;
-  #writing: Promise<unknown> | undefined;
-  #idleCheck: Promise<unknown> | undefined;
-  /** Counts writes and closes started, to notice new writes across a macrotask. */
-  #writeSeq = 0;
   /** A read buffer whose bytes were copied out, for the next read. */
   #spare: Uint8Array | undefined;
 
@@ -120,13 +82,15 @@ export class SocketConnection implements Connection {
    */
   constructor(conn: Deno.Conn, transport: SocketTransport, options: ConnectionOptions = {}) {
     const { readSize, maxReadSize } = checkReadSizes(options);
+    super({
+      localAddr: formatAddr(transport, conn.localAddr),
+      remoteAddr: formatAddr(transport, conn.remoteAddr),
+      allowHalfOpen: options.allowHalfOpen ?? false,
+    });
     this.#conn = conn;
     this.transport = transport;
-    this.#allowHalfOpen = options.allowHalfOpen ?? false;
     this.#minReadSize = this.#readSize = readSize;
     this.#maxReadSize = maxReadSize;
-    this.remoteAddr = formatAddr(transport, conn.remoteAddr);
-    this.localAddr = formatAddr(transport, conn.localAddr);
     if (transport === "tcp") {
       const tcp = conn as Deno.TcpConn;
       try {
@@ -141,63 +105,22 @@ export class SocketConnection implements Connection {
     }
   }
 
-  get readable(): ReadableStream<Uint8Array> {
-    if (this.#readable === undefined) {
-      this.#readable = new ReadableStream<Uint8Array>({
-        start: (controller) => {
-          this.#readController = controller;
-        },
-        pull: (controller) => this.#pull(controller),
-        cancel: () => {
-          this.#readDone = true;
-          this.close();
-        },
-      }, { highWaterMark: 0 });
-      // Made after the end: it ends as it would have.
-      if (this.#readDone) {
-        if (this.#readFailure) this.#readController!.error(this.#readFailure);
-        else this.#readController!.close();
-      }
-    }
-    return this.#readable;
-  }
-
-  get writable(): WritableStream<Uint8Array> {
-    if (this.#writable === undefined) {
-      this.#writable = new WritableStream<Uint8Array>({
-        start: (controller) => {
-          this.#writeController = controller;
-        },
-        write: (chunk) => this.#write(chunk),
-        close: () => this.#closeWrite(),
-        abort: () => this.close(),
-      });
-      // Made after the write side ended: it fails as it would have.
-      if (this.#closing || this.#writeFailure) this.#writeController!.error(this.#writeError());
-    }
-    return this.#writable;
-  }
-
   /** Size of the buffer the next read allocates (for tests and measurements). */
   get nextReadSize(): number {
     return this.#readSize;
   }
 
-  close(): void {
-    this.#shutdown();
-  }
-
   /**
-   * The next chunk without the readable, which is then never made: `null`
-   * at EOF or once closed. One read at a time; not to be mixed with reading
-   * {@linkcode SocketConnection.readable}.
+   * The next chunk, into a buffer sized to the recent traffic: `null` at
+   * EOF or once closed. One read at a time; not to be mixed with reading
+   * {@linkcode SocketConnection.readable}, which reads through it.
    *
    * @returns A fresh chunk that the caller owns, or `null` at the end.
    * @throws {StreamwireError} `unavailable` when the connection broke.
    */
   read(): Promise<Uint8Array | null> {
-    if (this.#readDone) {
-      return this.#readFailure ? Promise.reject(this.#readFailure) : Promise.resolve(null);
+    if (this.readDone) {
+      return this.readFailure ? Promise.reject(this.readFailure) : Promise.resolve(null);
     }
     // One reaction on the socket's read, not an async function or a chain:
     // an idle connection holds this pending read for as long as it lives,
@@ -221,7 +144,7 @@ export class SocketConnection implements Connection {
     this.#buffer = undefined;
     const chunk = this.#took(buffer, buffer.length, n);
     if (chunk === null) {
-      this.#onEof();
+      this.closeAfterEof();
       return null;
     }
     // undefined: closed meanwhile, or an empty read: ask again.
@@ -231,7 +154,12 @@ export class SocketConnection implements Connection {
   #onReadError = (error: unknown): Promise<Uint8Array | null> => {
     this.#reading = undefined;
     this.#buffer = undefined;
-    this.#readFailed(error);
+    // The connection is done (quietly if it was closed locally).
+    if (!this.closing) {
+      this.shutdown(
+        isClosedError(error) ? undefined : brokenError(this.remoteAddr, "reading", error),
+      );
+    }
     return this.read();
   };
 
@@ -246,69 +174,20 @@ export class SocketConnection implements Connection {
    *   connection broke; after a failed write, the same error again.
    */
   write(chunk: Uint8Array): Promise<void> {
-    if (this.#writeDone) return Promise.reject(this.#writeError());
-    return this.#write(chunk);
-  }
-
-  async #pull(controller: ReadableStreamDefaultController<Uint8Array>): Promise<void> {
-    while (!this.#closing) {
-      const chunk = await this.#readOnce();
-      // undefined: closed meanwhile (the loop ends), or an empty read (again).
-      if (chunk === undefined) continue;
-      if (chunk === null) {
-        controller.close();
-        this.#onEof();
-      } else {
-        controller.enqueue(chunk);
-      }
-      return;
-    }
-  }
-
-  /**
-   * One read into a buffer sized to the recent traffic: a fresh chunk,
-   * `null` at EOF (marking the read side done), or undefined if the
-   * connection closed meanwhile or the read was empty.
-   */
-  #readOnce(): Promise<Uint8Array | null | undefined> {
-    if (this.#closing) return Promise.resolve(undefined);
-    const size = this.#readSize;
-    // The buffer of the last read, if its bytes were copied out.
-    let buffer = this.#spare;
-    this.#spare = undefined;
-    if (buffer === undefined || buffer.length !== size) buffer = new Uint8Array(size);
-    const reading = this.#conn.read(buffer);
-    this.#reading = reading;
-    return reading.then(
-      (n) => {
-        this.#reading = undefined;
-        return this.#took(buffer, size, n);
-      },
-      (error) => {
-        this.#reading = undefined;
-        this.#readFailed(error);
-        return undefined;
-      },
-    );
-  }
-
-  /** A read failed: the connection is done (quietly if it was closed locally). */
-  #readFailed(error: unknown): void {
-    if (this.#closing) return;
-    this.#shutdown(
-      isClosedError(error) ? undefined : new StreamwireError(
-        Status.UNAVAILABLE,
-        `Connection '${this.remoteAddr}' failed while reading: ${(error as Error).message}`,
-        { cause: error },
-      ),
-    );
+    if (this.writeDone || !(chunk instanceof Uint8Array)) return this.refuseWrite(chunk);
+    this.writeSeq++;
+    if (chunk.byteLength === 0) return Promise.resolve();
+    // One async function per write, not two: a broadcast makes thousands.
+    const writing = this.#writeAll(chunk);
+    this.writing = writing;
+    return writing;
   }
 
   /** What a read of `n` bytes into `buffer` (of `size`) yields; sizes the next read. */
   #took(buffer: Uint8Array, size: number, n: number | null): Uint8Array | null | undefined {
-    if (this.#closing) return undefined;
+    if (this.closing) return undefined;
     if (n === null) {
-      this.#readDone = true;
+      this.readDone = true;
       return null;
     }
     // 0 is not EOF (Deno.Conn.read): the caller asks again.
@@ -342,36 +221,19 @@ export class SocketConnection implements Connection {
     return chunk;
   }
 
-  #write(chunk: Uint8Array): Promise<void> {
-    if (!(chunk instanceof Uint8Array)) {
-      const error = new StreamwireError(
-        Status.INVALID_ARGUMENT,
-        `Chunk of type '${Object.prototype.toString.call(chunk)}' is not a Uint8Array`,
-      );
-      this.#shutdown(error);
-      return Promise.reject(error);
-    }
-    this.#writeSeq++;
-    if (chunk.byteLength === 0) return Promise.resolve();
-    // One async function per write, not two: a broadcast makes thousands.
-    const writing = this.#writeAll(chunk);
-    this.#writing = writing;
-    return writing;
-  }
-
-  /** Writes all of a non-empty chunk; clears `#writing` when done. */
+  /** Writes all of a non-empty chunk; clears `writing` when done. */
   #writeAll(chunk: Uint8Array): Promise<void> {
     // Most writes take the whole chunk at once: one reaction, no async function.
     return this.#conn.write(chunk).then(
       (n) => {
         if (n >= chunk.byteLength) {
-          this.#writing = undefined;
+          this.writing = undefined;
           return;
         }
         return this.#writeRest(chunk, n);
       },
       (error) => {
-        this.#writing = undefined;
+        this.writing = undefined;
         throw this.#writeFailed(error);
       },
     );
@@ -384,29 +246,29 @@ export class SocketConnection implements Connection {
     } catch (error) {
       throw this.#writeFailed(error);
     } finally {
-      this.#writing = undefined;
+      this.writing = undefined;
     }
   }
 
-  async #closeWrite(): Promise<void> {
-    this.#writeDone = true;
-    this.#writeSeq++;
+  protected async closeWrite(): Promise<void> {
+    this.writeDone = true;
+    this.writeSeq++;
     const closing = this.#conn.closeWrite();
-    this.#writing = closing;
+    this.writing = closing;
     try {
       await closing;
     } catch (error) {
       // NotConnected when the peer is gone already: nothing left to
       // half-close, and what it sent is still read to the end.
-      if (!this.#closing && !(error instanceof Deno.errors.NotConnected)) {
+      if (!this.closing && !(error instanceof Deno.errors.NotConnected)) {
         throw this.#writeFailed(error);
       }
-      if (this.#closing || this.#readDone) this.#shutdown();
+      if (this.closing || this.readDone) this.shutdown();
       return;
     } finally {
-      this.#writing = undefined;
+      this.writing = undefined;
     }
-    if (this.#readDone) this.#shutdown();
+    if (this.readDone) this.shutdown();
   }
 
   /**
@@ -416,86 +278,25 @@ export class SocketConnection implements Connection {
    * a reset, and the reader gets them before EOF closes the connection.
    */
   #writeFailed(error: unknown): StreamwireError {
-    if (this.#closing || isClosedError(error)) {
-      this.#shutdown();
-      return this.#closedError();
+    if (this.closing || isClosedError(error)) {
+      this.shutdown();
+      return closedError(this.remoteAddr);
     }
-    if (this.#writeFailure) return this.#writeFailure;
-    const failure = new StreamwireError(
-      Status.UNAVAILABLE,
-      `Connection '${this.remoteAddr}' failed while writing: ${(error as Error).message}`,
-      { cause: error },
-    );
-    this.#writeFailure = failure;
-    this.#writeDone = true;
-    this.#writeController?.error(failure);
-    // Nothing left to read either: the connection is done.
-    if (this.#readDone) this.#shutdown(failure);
-    return failure;
-  }
-
-  /** What a write fails with once the write side ended. */
-  #writeError(): StreamwireError {
-    return this.#writeFailure ?? this.#closeError ?? this.#closedError();
-  }
-
-  #closedError(): StreamwireError {
-    return new StreamwireError(Status.CANCELLED, `Connection '${this.remoteAddr}' is closed`);
-  }
-
-  /** The peer's EOF reached the reader. */
-  #onEof(): void {
-    if (this.#writeDone && !this.#writing) this.#shutdown();
-    else if (!this.#allowHalfOpen && !this.#writeDone) this.#idleCheck = this.#closeWhenIdle();
-  }
-
-  /**
-   * Closes once no write is in flight and none starts within a macrotask, so
-   * what a pipe already queued still goes out before the socket closes.
-   */
-  async #closeWhenIdle(): Promise<void> {
-    while (!this.#closing && !this.#writeDone) {
-      if (this.#writing) {
-        await this.#writing.catch(() => {});
-        continue;
-      }
-      const seq = this.#writeSeq;
-      await nextMacrotask();
-      if (seq === this.#writeSeq && !this.#writing) break;
-    }
-    // A writable closed meanwhile finishes the job in #closeWrite.
-    if (!this.#writeDone) this.#shutdown();
+    return this.failWrite(error);
   }
 
   /**
    * Settles both streams (the readable closes, or errors with `error`), closes
    * the socket, and resolves `closed` once the I/O in flight has settled.
    */
-  #shutdown(error?: StreamwireError): void {
-    if (this.#closing) return;
-    this.#closing = true;
-    this.#closeError = error;
-    if (!this.#readDone) {
-      this.#readDone = true;
-      this.#readFailure = error;
-      try {
-        if (error) this.#readController?.error(error);
-        else this.#readController?.close();
-      } catch {
-        // Already closed or cancelled by its reader.
-      }
-    }
-    this.#writeDone = true;
-    this.#writeController?.error(this.#writeError());
+  protected shutdown(error?: StreamwireError): void {
+    if (this.closing) return;
+    this.settle(error);
     try {
       this.#conn.close();
     } catch {
       // Already closed.
     }
-    Promise.allSettled([this.#reading, this.#writing, this.#idleCheck])
-      .then(() => {
-        this.#isClosed = true;
-        this.#resolveClosed?.();
-      });
+    this.closeAfter(this.#reading);
   }
 }

@@ -11,7 +11,7 @@
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Connection, Listener } from "./connection.ts";
-import { nextMacrotask } from "./_macrotask.ts";
+import { closedError, PullConnection, type PullConnectionInit } from "./_pull_connection.ts";
 
 /** Options of {@linkcode memoryPair} and {@linkcode memoryListener}. */
 export interface MemoryPairOptions {
@@ -183,124 +183,51 @@ class Pipe {
 }
 
 /** One side of an in-memory pair. */
-class MemoryConnection implements Connection {
+class MemoryConnection extends PullConnection {
   readonly transport = "memory" as const;
-  readonly localAddr: string;
-  readonly remoteAddr: string;
-  readonly closed: Promise<void>;
   peer!: MemoryConnection;
 
   #inbound: Pipe;
   #outbound: Pipe;
-  #allowHalfOpen: boolean;
-  #resolveClosed!: () => void;
-  #writable: WritableStream<Uint8Array> | undefined;
-  #writeController: WritableStreamDefaultController | undefined;
-  #closing = false;
-  #readDone = false;
-  #writeDone = false;
-  #writing: Promise<void> | undefined;
-  #writeSeq = 0;
-  #idleCheck: Promise<void> | undefined;
-  #writeError: StreamwireError | undefined;
 
-  constructor(
-    inbound: Pipe,
-    outbound: Pipe,
-    addrs: { local: string; remote: string; allowHalfOpen: boolean },
-  ) {
+  constructor(inbound: Pipe, outbound: Pipe, init: PullConnectionInit) {
+    super(init);
     this.#inbound = inbound;
     this.#outbound = outbound;
-    this.localAddr = addrs.local;
-    this.remoteAddr = addrs.remote;
-    this.#allowHalfOpen = addrs.allowHalfOpen;
-    this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     inbound.onReadEnd = (cancelled) => this.#onReadEnd(cancelled);
   }
 
-  get readable(): ReadableStream<Uint8Array> {
+  override get readable(): ReadableStream<Uint8Array> {
     return this.#inbound.readable;
-  }
-
-  get writable(): WritableStream<Uint8Array> {
-    if (this.#writable === undefined) {
-      this.#writable = new WritableStream<Uint8Array>({
-        start: (controller) => {
-          this.#writeController = controller;
-        },
-        write: (chunk) => this.#write(chunk),
-        close: () => this.#closeWrite(),
-        abort: () => this.close(),
-      });
-      // Made after the write side ended: it fails as it would have.
-      if (this.#closing) this.#writeController!.error(this.#writeError);
-    }
-    return this.#writable;
   }
 
   read(): Promise<Uint8Array | null> {
     return this.#inbound.read();
   }
 
-  write(chunk: Uint8Array): Promise<void> {
-    if (this.#writeDone) return Promise.reject(this.#writeError ?? this.#closedError());
-    return this.#write(chunk);
-  }
-
-  close(): void {
-    if (this.#closing) return;
-    this.#shutdown(this.#closedError());
-    this.peer.#peerClosed();
-  }
-
-  async #write(chunk: Uint8Array): Promise<void> {
-    if (!(chunk instanceof Uint8Array)) {
-      const error = new StreamwireError(
-        Status.INVALID_ARGUMENT,
-        `Chunk of type '${Object.prototype.toString.call(chunk)}' is not a Uint8Array`,
-      );
-      this.close();
-      throw error;
-    }
-    this.#writeSeq++;
-    const writing = this.#outbound.write(chunk, () => this.#writeError ?? this.#closedError());
-    this.#writing = writing;
+  async write(chunk: Uint8Array): Promise<void> {
+    if (this.writeDone || !(chunk instanceof Uint8Array)) return this.refuseWrite(chunk);
+    this.writeSeq++;
+    const writing = this.#outbound.write(chunk, () => this.writeError());
+    this.writing = writing;
     try {
       await writing;
     } finally {
-      this.#writing = undefined;
+      this.writing = undefined;
     }
   }
 
-  #closeWrite(): void {
-    this.#writeDone = true;
-    this.#writeSeq++;
+  protected closeWrite(): void {
+    this.writeDone = true;
+    this.writeSeq++;
     this.#outbound.end();
-    if (this.#readDone) this.close();
-  }
-
-  #closedError(): StreamwireError {
-    return new StreamwireError(Status.CANCELLED, `Connection '${this.remoteAddr}' is closed`);
+    if (this.readDone) this.close();
   }
 
   #onReadEnd(cancelled: boolean): void {
-    this.#readDone = true;
-    if (cancelled || (this.#writeDone && !this.#writing)) this.close();
-    else if (!this.#allowHalfOpen && !this.#writeDone) this.#idleCheck = this.#closeWhenIdle();
-  }
-
-  /** As for sockets: close once no write is in flight and none starts within a macrotask. */
-  async #closeWhenIdle(): Promise<void> {
-    while (!this.#closing && !this.#writeDone) {
-      if (this.#writing) {
-        await this.#writing.catch(() => {});
-        continue;
-      }
-      const seq = this.#writeSeq;
-      await nextMacrotask();
-      if (seq === this.#writeSeq && !this.#writing) break;
-    }
-    if (!this.#writeDone) this.close();
+    this.readDone = true;
+    if (cancelled) this.close();
+    else this.closeAfterEof();
   }
 
   /**
@@ -308,28 +235,29 @@ class MemoryConnection implements Connection {
    * readable, through EOF, as a socket's bytes received before a reset do.
    */
   #peerClosed(): void {
-    if (this.#closing) return;
-    this.#closing = true;
-    this.#writeDone = true;
-    this.#writeError = new StreamwireError(
+    if (this.closing) return;
+    this.closing = true;
+    this.writeFailure = new StreamwireError(
       Status.UNAVAILABLE,
       `Connection '${this.remoteAddr}' closed by peer`,
     );
-    this.#writeController?.error(this.#writeError);
-    Promise.allSettled([this.#writing, this.#idleCheck]).then(() => this.#resolveClosed());
+    this.endWrites();
+    this.closeAfter();
   }
 
-  #shutdown(writeError: StreamwireError): void {
-    this.#closing = true;
-    this.#writeDone = true;
-    this.#writeError = writeError;
-    this.#writeController?.error(writeError);
+  /** Closes this side (its writes fail with `cancelled`), and the peer's write side. */
+  protected shutdown(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.closeError = closedError(this.remoteAddr);
+    this.endWrites();
     // EOF for the peer after what it has queued; it stays readable, as a
     // socket's data sent before close does.
     this.#outbound.end();
     // Our readable ends now; the peer's writes fail.
     this.#inbound.drop();
-    Promise.allSettled([this.#writing, this.#idleCheck]).then(() => this.#resolveClosed());
+    this.closeAfter();
+    this.peer.#peerClosed();
   }
 }
 
@@ -372,13 +300,13 @@ function connectedPair(
   const toFirst = new Pipe(options.highWaterMark);
   const { allowHalfOpen } = options;
   const a = new MemoryConnection(toFirst, toSecond, {
-    local: first,
-    remote: second,
+    localAddr: first,
+    remoteAddr: second,
     allowHalfOpen,
   });
   const b = new MemoryConnection(toSecond, toFirst, {
-    local: second,
-    remote: first,
+    localAddr: second,
+    remoteAddr: first,
     allowHalfOpen,
   });
   a.peer = b;
