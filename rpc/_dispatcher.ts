@@ -29,11 +29,11 @@ import {
 } from "./_flow.ts";
 import { intercept } from "./_intercept.ts";
 import { isThenable, notDecodable, sendError, wireError } from "./_served_errors.ts";
-
-export { logError } from "./_served_errors.ts";
 import type { Call, Interceptor } from "./interceptor.ts";
 import type { CallContext, MethodEntry, Methods } from "./methods.ts";
 import type { ErrorInfo, Push } from "./peer.ts";
+
+export { logError } from "./_served_errors.ts";
 
 /** What a {@linkcode Dispatcher} serves and how far it goes. */
 export interface DispatcherOptions {

@@ -122,19 +122,21 @@ export class Inbound {
 
   #took = (chunk: Uint8Array | null): void => {
     const stage = this.#stage;
+    let held: void | PromiseLike<void>;
     try {
-      if (chunk === null) {
-        const done = stage.flush?.(END);
-        if (done === undefined) this.#end(undefined);
-        else done.then(() => this.#end(undefined), this.#failed);
-        return;
+      if (chunk === null) held = stage.flush?.(END);
+      else {
+        this.#sink.bytes(chunk.length);
+        held = stage.transform!(chunk, END);
       }
-      this.#sink.bytes(chunk.length);
-      const held = stage.transform!(chunk, END);
-      if (held === undefined) this.#next();
-      else held.then(() => this.#next(), this.#failed);
     } catch (error) {
       this.#failed(error);
+      return;
     }
+    // Outside the try: a failure in the session's own end is not bad input.
+    if (held !== undefined) {
+      held.then(() => (chunk === null ? this.#end(undefined) : this.#next()), this.#failed);
+    } else if (chunk === null) this.#end(undefined);
+    else this.#next();
   };
 }

@@ -628,7 +628,11 @@ export class Session extends EventTarget {
     this.#settleOpened(this.#openFailure());
     this.#wake();
     this.conn.close();
-    this.#handler.close?.(this, this.#closeReason);
-    this.#resolveClosed?.();
+    try {
+      this.#handler.close?.(this, this.#closeReason);
+    } finally {
+      // Closed whatever the handler did.
+      this.#resolveClosed?.();
+    }
   }
 }

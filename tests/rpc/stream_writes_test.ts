@@ -51,10 +51,13 @@ for (
       assert.equal(values.length, VALUES);
       assert.equal(values[VALUES - 1], VALUES);
       // A few writes per window of 512 is what coalescing gives (7 for the
-      // 2,000 here); flushing after the first quiet microtask turn wrote one
-      // or two frames per write over this in-memory pair (1,008 and 2,001).
+      // 2,000 here on a quiet machine); flushing after the first quiet
+      // microtask turn wrote one or two frames per write over this in-memory
+      // pair (1,008 and 2,001). A busy producer's write waits at least 8
+      // turns (about 3 values) whatever the clock says, so even a slow
+      // machine stays well under one write per 5 frames.
       const used = writes - before;
-      assert.ok(used <= VALUES / 50, `${VALUES} DATA frames took ${used} writes`);
+      assert.ok(used <= VALUES / 5, `${VALUES} DATA frames took ${used} writes`);
     } finally {
       await client.close();
       await server.shutdown({ deadlineMs: 0 });
