@@ -40,6 +40,21 @@ export function notBytesError(chunk: unknown): StreamwireError {
   );
 }
 
+/** Told once a {@linkcode PullConnection} is closed: a session, without a promise of its own. */
+export interface CloseListener {
+  connectionClosed(): void;
+}
+
+/**
+ * Calls `listener.connectionClosed()` once `conn` is closed (at once if it
+ * is already): through a field of a {@linkcode PullConnection}, else
+ * through its `closed` promise.
+ */
+export function whenClosed(conn: Connection, listener: CloseListener): void {
+  if (conn instanceof PullConnection) conn.listen(listener);
+  else conn.closed.then(() => listener.connectionClosed());
+}
+
 /** Addresses and half-close of a {@linkcode PullConnection}. */
 export interface PullConnectionInit {
   localAddr: string;
@@ -92,6 +107,7 @@ export abstract class PullConnection implements Connection {
   #resolveClosed: (() => void) | undefined;
   /** Closed, and the I/O in flight then has settled. */
   #isClosed = false;
+  #listener: CloseListener | undefined;
 
   constructor(init: PullConnectionInit) {
     this.localAddr = init.localAddr;
@@ -259,9 +275,19 @@ export abstract class PullConnection implements Connection {
     Promise.allSettled([inFlight, this.writing, this.idleCheck]).then(() => this.markClosed());
   }
 
+  /** Has `listener` told once the connection is closed (one listener: the session). */
+  listen(listener: CloseListener): void {
+    if (this.#isClosed) queueMicrotask(() => listener.connectionClosed());
+    else this.#listener = listener;
+  }
+
   /** The connection is closed and its I/O settled: resolves `closed`. */
   protected markClosed(): void {
+    if (this.#isClosed) return;
     this.#isClosed = true;
     this.#resolveClosed?.();
+    const listener = this.#listener;
+    this.#listener = undefined;
+    listener?.connectionClosed();
   }
 }

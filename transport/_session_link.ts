@@ -7,6 +7,7 @@ import type { Message } from "../codec/message.ts";
 import type { InboundSink } from "./_inbound.ts";
 import type { OutboundHooks } from "./_outbound.ts";
 import type { Connection } from "./connection.ts";
+import type { CloseListener } from "./_pull_connection.ts";
 import type { Session } from "./session.ts";
 
 /** What a {@linkcode Link} reaches inside its session: Session's private methods. */
@@ -16,6 +17,7 @@ export interface LinkInternals {
   wake(session: Session): void;
   writeFailed(session: Session, error: unknown): void;
   readEnded(session: Session, error: StreamwireError | undefined): void;
+  closed(session: Session): void;
   wrote(session: Session, bytes: number, frames: number): void;
 }
 
@@ -31,7 +33,7 @@ export function bindLink(bound: LinkInternals): void {
  * the last inbound stage in one object with its methods on the prototype,
  * rather than a closure each in every session.
  */
-export class Link implements OutboundHooks, InboundSink {
+export class Link implements OutboundHooks, InboundSink, CloseListener {
   readonly session: Session;
   readonly #conn: Connection;
   /** The writable's writer, for a connection without the pull interface. */
@@ -54,6 +56,10 @@ export class Link implements OutboundHooks, InboundSink {
 
   ended(error: StreamwireError | undefined): void {
     internals.readEnded(this.session, error);
+  }
+
+  connectionClosed(): void {
+    internals.closed(this.session);
   }
 
   transform(message: Message): void | Promise<void> {

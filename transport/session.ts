@@ -27,6 +27,7 @@ import {
 import { Inbound } from "./_inbound.ts";
 import { Outbound } from "./_outbound.ts";
 import { bindLink, Link } from "./_session_link.ts";
+import { whenClosed } from "./_pull_connection.ts";
 import type { SessionTap } from "./session_tap.ts";
 import {
   CALL_OPENERS,
@@ -93,6 +94,7 @@ export class Session extends EventTarget {
       wake: (session) => session.#wake(),
       writeFailed: (session, error) => session.#onWriteFailed(error),
       readEnded: (session, error) => session.#readEnded(error),
+      closed: (session) => session.#terminate(),
       wrote: (session, bytes, frames) => {
         const stats = session.stats;
         stats.bytesOut += bytes;
@@ -205,7 +207,7 @@ export class Session extends EventTarget {
       sink: link,
     });
     this.#out = new Outbound(link, this.#limits, options.outbound);
-    conn.closed.then(() => this.#terminate());
+    whenClosed(conn, link);
     this.#in.start();
   }
 
