@@ -20,16 +20,15 @@ import {
   jsonBody,
   optionalJsonBody,
 } from "../rpc/_admin_http.ts";
+import type { AdminApp } from "../rpc/admin.ts";
 import type { Cluster } from "./cluster.ts";
 import { safeJson } from "./_fanout.ts";
 
-/** The cluster admin API as a fetch handler (the value is the Hono app). */
-export interface ClusterAdminApp {
-  /** Handles one HTTP request: pass it to `Deno.serve`, or route `/cluster` to it. */
-  fetch(request: Request, env?: unknown): Response | Promise<Response>;
-  /** Handles a request without a socket, for tests: a path or URL and request options. */
-  request(input: string | Request | URL, init?: RequestInit): Response | Promise<Response>;
-}
+/**
+ * The cluster admin API as a fetch handler (the value is the Hono app), of
+ * the same shape as the server's: route `/cluster` to its `fetch`.
+ */
+export type ClusterAdminApp = AdminApp;
 
 /** One mutating call of the cluster admin API, for the audit log. */
 export interface ClusterAuditEntry {
