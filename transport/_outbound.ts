@@ -41,8 +41,18 @@ const MAX_DELAY_MS = 1;
  */
 const MIN_BUSY_TURNS = 8;
 
-/** Pending bytes that start a write at once: a large burst need not wait for the quiet turns. */
-const FLUSH_BYTES = 64 * 1024;
+/**
+ * Pending bytes that start a write at once, without waiting for the quiet
+ * turns: the peer starts on the first part of a burst while this side
+ * still makes the rest (which goes out together once that write is done).
+ * With client and server each on a core of their own, a pipelined burst of
+ * 128 calls went from 508,000-514,000 to 766,000-809,000 calls/s this way
+ * (31-32% to 46-52% of a raw echo; 2 KiB: 772,000-850,000, 8 KiB:
+ * 651,000-652,000, 16 KiB and 64 KiB as without), at about the same CPU
+ * per call. Where the two processes share one core, splitting only adds
+ * writes.
+ */
+const FLUSH_BYTES = 4096;
 
 /** Where the queue writes: one write at a time. */
 export type WriteFn = (chunk: Uint8Array) => Promise<void>;
