@@ -3,9 +3,9 @@
 // with a token and TCP clients making calls: the page asks for the token,
 // its charts and session table fill in and change, the kick button removes
 // a session whose client sees the reason, and a tap shows the frames of a
-// call made during the test. It takes a screenshot of the page; with
-// STREAMWIRE_UPDATE_SCREENSHOT=1 that picture replaces docs/dashboard.png,
-// otherwise the test leaves the tree as it was.
+// call made during the test. Its screenshot is kept in
+// tests/browser/artifacts/ (gitignored); with STREAMWIRE_UPDATE_SCREENSHOT=1
+// it also replaces docs/dashboard.png.
 
 import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
@@ -17,6 +17,7 @@ import { SseReader } from "../rpc/_sse.ts";
 const CHROMIUM = Deno.env.get("STREAMWIRE_CHROMIUM") ?? "/usr/bin/chromium";
 const SCREENSHOT = new URL("../../docs/dashboard.png", import.meta.url);
 const UPDATE_SCREENSHOT = Deno.env.get("STREAMWIRE_UPDATE_SCREENSHOT") === "1";
+const ARTIFACTS = new URL("./artifacts/", import.meta.url);
 const AUTH = { authorization: "Bearer s3cret" };
 
 /**
@@ -169,6 +170,8 @@ Deno.test("the admin dashboard shows live numbers, kicks a session and taps anot
     // A PNG (its signature), of the whole viewport: the page rendered.
     assert.deepEqual([...picture.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
     assert.ok(picture.length > 10_000, `screenshot of ${picture.length} bytes`);
+    await Deno.mkdir(ARTIFACTS, { recursive: true });
+    await Deno.writeFile(new URL("dashboard.png", ARTIFACTS), picture);
     if (UPDATE_SCREENSHOT) await Deno.writeFile(SCREENSHOT, picture);
     assert.deepEqual(failures, []);
 
