@@ -18,7 +18,6 @@ export interface LinkInternals {
   writeFailed(session: Session, error: unknown): void;
   readEnded(session: Session, error: StreamwireError | undefined): void;
   closed(session: Session): void;
-  wrote(session: Session, bytes: number, frames: number): void;
 }
 
 let internals: LinkInternals;
@@ -89,6 +88,9 @@ export class Link implements OutboundHooks, InboundSink, CloseListener {
   }
 
   wrote(bytes: number, frames: number): void {
-    internals.wrote(this.session, bytes, frames);
+    const stats = this.session.stats;
+    stats.bytesOut += bytes;
+    stats.framesOut += frames;
+    stats.lastSentAt = Date.now();
   }
 }

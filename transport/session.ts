@@ -28,11 +28,11 @@ import { Inbound } from "./_inbound.ts";
 import { Outbound } from "./_outbound.ts";
 import { bindLink, Link } from "./_session_link.ts";
 import { whenClosed } from "./_pull_connection.ts";
+import { Opening } from "./_opening.ts";
 import type { SessionTap } from "./session_tap.ts";
 import {
   CALL_OPENERS,
   CONTROL,
-  handshakeSettings,
   heartbeat,
   limitsOf,
   newStats,
@@ -95,12 +95,6 @@ export class Session extends EventTarget {
       writeFailed: (session, error) => session.#onWriteFailed(error),
       readEnded: (session, error) => session.#readEnded(error),
       closed: (session) => session.#terminate(),
-      wrote: (session, bytes, frames) => {
-        const stats = session.stats;
-        stats.bytesOut += bytes;
-        stats.framesOut += frames;
-        stats.lastSentAt = Date.now();
-      },
     });
   }
 
@@ -141,7 +135,7 @@ export class Session extends EventTarget {
         ? Promise.resolve()
         : state !== undefined
         ? Promise.reject(state)
-        : new Promise<void>((resolve, reject) => (this.#openWaiter = { resolve, reject }));
+        : this.#opening!.wait();
       this.#opened.catch(() => {});
     }
     return this.#opened;
@@ -155,9 +149,8 @@ export class Session extends EventTarget {
   #peerGoaway: GoawayMessage | undefined;
   #closeReason: StreamwireError | undefined;
   #handler: SessionHandler;
-  /** What the handshake needs of the options (the options object itself is not kept). */
-  #negotiate: SessionOptions["negotiate"];
-  #acceptAck: SessionOptions["acceptAck"];
+  /** The handshake phase, until it ends (the options object itself is not kept). */
+  #opening: Opening | undefined;
   #maxFrame: number;
   #limits: Required<SessionLimits>;
   #out: Outbound;
@@ -172,7 +165,6 @@ export class Session extends EventTarget {
   #opened: Promise<void> | undefined;
   /** true once open, the error if it failed first, undefined until then. */
   #openState: true | StreamwireError | undefined;
-  #openWaiter: { resolve(): void; reject(error: StreamwireError): void } | undefined;
   #closing = false;
   /** Ends a close (or a failed write's last reads) that takes longer than closeTimeoutMs. */
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
@@ -193,8 +185,7 @@ export class Session extends EventTarget {
     this.role = options.role;
     this.#id = options.id ?? "";
     this.#handler = options.handler;
-    this.#negotiate = options.negotiate;
-    this.#acceptAck = options.acceptAck;
+    this.#opening = new Opening(options);
     this.#limits = limitsOf(options);
     const now = Date.now();
     this.stats = newStats(now);
@@ -424,10 +415,9 @@ export class Session extends EventTarget {
   #settleOpened(error?: StreamwireError): void {
     if (this.#openState !== undefined) return;
     this.#openState = error ?? true;
-    const waiter = this.#openWaiter;
-    this.#openWaiter = undefined;
-    if (error === undefined) waiter?.resolve();
-    else waiter?.reject(error);
+    const opening = this.#opening;
+    this.#opening = undefined;
+    opening?.settle(error);
   }
 
   #isDone(): boolean {
@@ -547,11 +537,7 @@ export class Session extends EventTarget {
     }
     let settings: SessionSettings;
     try {
-      settings = handshakeSettings(message, this.role, {
-        negotiate: this.#negotiate,
-        acceptAck: this.#acceptAck,
-      });
-      this.#negotiate = this.#acceptAck = undefined;
+      settings = this.#opening!.settings(message, this.role);
       if (this.role === "server") {
         this.send({ type: FrameType.HELLO_ACK, seq: 0, ack: { version: 1, ...settings } });
       }
