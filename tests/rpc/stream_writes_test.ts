@@ -53,11 +53,13 @@ for (
       // A few writes per window of 512 is what coalescing gives (7 for the
       // 2,000 here on a quiet machine); flushing after the first quiet
       // microtask turn wrote one or two frames per write over this in-memory
-      // pair (1,008 and 2,001). A busy producer's write waits at least 8
-      // turns (about 3 values) whatever the clock says, so even a slow
-      // machine stays well under one write per 5 frames.
+      // pair (1,008 and 2,001). Client and server share this process, and
+      // a write also goes out when a busy producer has kept the queue
+      // waiting for 1 ms, so a loaded machine writes more often: up to 367
+      // writes with two other processes spinning on both cores. The bound
+      // sits between the two.
       const used = writes - before;
-      assert.ok(used <= VALUES / 5, `${VALUES} DATA frames took ${used} writes`);
+      assert.ok(used <= VALUES * 0.4, `${VALUES} DATA frames took ${used} writes`);
     } finally {
       await client.close();
       await server.shutdown({ deadlineMs: 0 });
