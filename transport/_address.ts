@@ -72,18 +72,7 @@ export function parseAddress(input: string | URL): EndpointOptions {
     throw invalid(`Address '${text}' must not carry credentials, a query or a fragment`);
   }
   const scheme = url.protocol.slice(0, -1);
-  if (scheme === "tcp" || scheme === "tls") {
-    if (!url.hostname) throw invalid(`Address '${text}' has no host`);
-    if (url.pathname !== "" && url.pathname !== "/") {
-      throw invalid(`Address '${text}' must not have a path`);
-    }
-    const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-    return {
-      transport: scheme,
-      hostname,
-      port: url.port === "" ? DEFAULT_PORT : Number(url.port),
-    };
-  }
+  if (scheme === "tcp" || scheme === "tls") return { transport: scheme, ...urlHostPort(url, text) };
   if (scheme === "unix") {
     if (url.host !== "") {
       throw invalid(`Address '${text}' must have an absolute path: 'unix:///path/to.sock'`);
@@ -115,6 +104,28 @@ export function checkEndpoint(options: EndpointOptions): Endpoint {
     }
     return { transport, hostname: "", port: 0, path: absolute(path) };
   }
+  return { transport, ...checkHostPort(options), path: "" };
+}
+
+/**
+ * Host and port of a `scheme://host:port` URL (credentials, query and
+ * fragment already refused): no path, a host, port 9000 when none is given.
+ */
+export function urlHostPort(url: URL, text: string): { hostname: string; port: number } {
+  if (!url.hostname) throw invalid(`Address '${text}' has no host`);
+  if (url.pathname !== "" && url.pathname !== "/") {
+    throw invalid(`Address '${text}' must not have a path`);
+  }
+  return {
+    hostname: url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname,
+    port: url.port === "" ? DEFAULT_PORT : Number(url.port),
+  };
+}
+
+/** Hostname and port of options, defaulted and checked, throwing `invalid_argument`. */
+export function checkHostPort(
+  options: { hostname?: string; port?: number },
+): { hostname: string; port: number } {
   const hostname = options.hostname ?? DEFAULT_HOSTNAME;
   if (typeof hostname !== "string" || hostname === "") {
     throw invalid(`Hostname '${hostname}' must be a non-empty string`);
@@ -123,7 +134,7 @@ export function checkEndpoint(options: EndpointOptions): Endpoint {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw invalid(`Port '${port}' must be an integer in 0..65535`);
   }
-  return { transport, hostname, port, path: "" };
+  return { hostname, port };
 }
 
 /** Options or a URL to a checked endpoint. */
@@ -197,4 +208,30 @@ export async function readCaCerts(
     }
   }
   return certs.length ? certs : undefined;
+}
+
+/**
+ * The PEM text of a listener's `cert` or `key`: the option itself, else the
+ * file named by `certFile` or `keyFile`, read now.
+ *
+ * @param transport Named in the error when neither is given.
+ */
+export function readPem(
+  options: { cert?: string; key?: string; certFile?: string; keyFile?: string },
+  name: "cert" | "key",
+  transport: string,
+): string {
+  const value = options[name];
+  if (typeof value === "string" && value !== "") return value;
+  const file = options[`${name}File`];
+  if (typeof file !== "string" || file === "") {
+    throw invalid(
+      `Transport '${transport}' needs '${name}' or '${name}File', got '${value ?? file}'`,
+    );
+  }
+  try {
+    return Deno.readTextFileSync(file);
+  } catch (error) {
+    throw netError(error, `Cannot read ${name}File '${file}'`, Status.INVALID_ARGUMENT);
+  }
 }

@@ -13,6 +13,7 @@ import {
   formatAddr,
   formatEndpoint,
   netError,
+  readPem,
   type SocketTransport,
   toEndpoint,
 } from "./_address.ts";
@@ -63,32 +64,13 @@ const MIN_ACCEPT_DELAY = 5;
 /** Longest pause between accept retries (ms): running out of descriptors is usually brief. */
 const MAX_ACCEPT_DELAY = 1000;
 
-function readPem(file: string, name: string): string {
-  try {
-    return Deno.readTextFileSync(file);
-  } catch (error) {
-    throw netError(error, `Cannot read ${name} '${file}'`, Status.INVALID_ARGUMENT);
-  }
-}
-
-function pem(options: ListenOptions, name: "cert" | "key"): string {
-  const value = options[name];
-  if (typeof value === "string" && value !== "") return value;
-  const file = options[`${name}File`];
-  if (typeof file === "string" && file !== "") return readPem(file, `${name}File`);
-  throw new StreamwireError(
-    Status.INVALID_ARGUMENT,
-    `Transport 'tls' needs '${name}' or '${name}File', got '${value ?? file}'`,
-  );
-}
-
 function open(endpoint: Endpoint, options: ListenOptions): Deno.Listener {
   switch (endpoint.transport) {
     case "unix":
       return Deno.listen({ transport: "unix", path: endpoint.path });
     case "tls": {
-      const cert = pem(options, "cert");
-      const key = pem(options, "key");
+      const cert = readPem(options, "cert", "tls");
+      const key = readPem(options, "key", "tls");
       return Deno.listenTls({ hostname: endpoint.hostname, port: endpoint.port, cert, key });
     }
     default:

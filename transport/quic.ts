@@ -17,7 +17,15 @@
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Connection, ConnectionOptions, Listener } from "./connection.ts";
-import { netError, readCaCerts } from "./_address.ts";
+import {
+  checkHostPort,
+  DEFAULT_HOSTNAME,
+  DEFAULT_PORT,
+  netError,
+  readCaCerts,
+  readPem,
+  urlHostPort,
+} from "./_address.ts";
 import { checkReadSizes } from "./_socket_connection.ts";
 import { quicApi, type QuicEndpoint, type QuicTransportParams } from "./_quic_api.ts";
 import { QuicConnection } from "./_quic_connection.ts";
@@ -93,8 +101,6 @@ export interface QuicDialOptions extends QuicOptions {
   signal?: AbortSignal;
 }
 
-const DEFAULT_HOSTNAME = "127.0.0.1";
-const DEFAULT_PORT = 9000;
 const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 const DEFAULT_KEEP_ALIVE_MS = 10_000;
 const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
@@ -129,36 +135,19 @@ export function isQuic(target: unknown): boolean {
 
 /** Host and port of QUIC options or a `quic://host:port` URL, checked. */
 function toHostPort(input: QuicOptions | string | URL): { hostname: string; port: number } {
-  if (typeof input === "string" || input instanceof URL) {
-    const text = String(input);
-    let url: URL;
-    try {
-      url = input instanceof URL ? input : new URL(text);
-    } catch {
-      throw invalid(`Address '${text}' is not a URL such as 'quic://127.0.0.1:9443'`);
-    }
-    if (url.protocol !== "quic:") throw invalid(`Address '${text}' is not a quic:// URL`);
-    if (url.username || url.password || url.search || url.hash) {
-      throw invalid(`Address '${text}' must not carry credentials, a query or a fragment`);
-    }
-    if (url.pathname !== "" && url.pathname !== "/") {
-      throw invalid(`Address '${text}' must not have a path`);
-    }
-    if (!url.hostname) throw invalid(`Address '${text}' has no host`);
-    input = {
-      hostname: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: url.port === "" ? DEFAULT_PORT : Number(url.port),
-    };
+  if (typeof input !== "string" && !(input instanceof URL)) return checkHostPort(input);
+  const text = String(input);
+  let url: URL;
+  try {
+    url = input instanceof URL ? input : new URL(text);
+  } catch {
+    throw invalid(`Address '${text}' is not a URL such as 'quic://127.0.0.1:9443'`);
   }
-  const hostname = input.hostname ?? DEFAULT_HOSTNAME;
-  if (typeof hostname !== "string" || hostname === "") {
-    throw invalid(`Hostname '${hostname}' must be a non-empty string`);
+  if (url.protocol !== "quic:") throw invalid(`Address '${text}' is not a quic:// URL`);
+  if (url.username || url.password || url.search || url.hash) {
+    throw invalid(`Address '${text}' must not carry credentials, a query or a fragment`);
   }
-  const port = input.port ?? DEFAULT_PORT;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw invalid(`Port '${port}' must be an integer in 0..65535`);
-  }
-  return { hostname, port };
+  return checkHostPort(urlHostPort(url, text));
 }
 
 /** The URL form of a QUIC address. */
@@ -196,20 +185,6 @@ function common(options: QuicOptions) {
     allowHalfOpen: options.allowHalfOpen ?? false,
     params: { maxIdleTimeout: idle, keepAliveInterval: keepAlive } as QuicTransportParams,
   };
-}
-
-function pem(options: QuicListenOptions, name: "cert" | "key"): string {
-  const value = options[name];
-  if (typeof value === "string" && value !== "") return value;
-  const file = options[`${name}File`];
-  if (typeof file !== "string" || file === "") {
-    throw invalid(`Transport 'quic' needs '${name}' or '${name}File', got '${value ?? file}'`);
-  }
-  try {
-    return Deno.readTextFileSync(file);
-  } catch (error) {
-    throw netError(error, `Cannot read ${name}File '${file}'`, Status.INVALID_ARGUMENT);
-  }
 }
 
 /**
@@ -262,8 +237,8 @@ export function listenQuic(options: QuicListenOptions | string | URL): Listener 
     ? {}
     : options;
   const { sizes, allowHalfOpen, params } = common(settings);
-  const cert = pem(settings, "cert");
-  const key = pem(settings, "key");
+  const cert = readPem(settings, "cert", "quic");
+  const key = readPem(settings, "key", "quic");
   const where = formatQuic(hostname, port);
   let endpoint: QuicEndpoint | undefined;
   try {

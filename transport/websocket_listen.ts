@@ -12,7 +12,7 @@ import { DEFAULT_MAX_FRAME, HEADER_SIZE, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Connection, Listener } from "./connection.ts";
 import { tokensEqual } from "./handshake.ts";
-import { netError } from "./_address.ts";
+import { netError, readPem } from "./_address.ts";
 import { ApiChannel } from "./_websocket_api.ts";
 import { WebSocketConnection } from "./_websocket_connection.ts";
 import { SUBPROTOCOL } from "./_websocket_frames.ts";
@@ -325,20 +325,6 @@ export function webSocketHandler(options: WebSocketHandlerOptions = {}): WebSock
   return makeHandler(options, "ws", () => {});
 }
 
-function readPem(options: WebSocketListenOptions, name: "cert" | "key"): string {
-  const value = options[name];
-  if (typeof value === "string" && value !== "") return value;
-  const file = options[`${name}File`];
-  if (typeof file !== "string" || file === "") {
-    throw invalid(`Transport 'wss' needs '${name}' or '${name}File', got '${value ?? file}'`);
-  }
-  try {
-    return Deno.readTextFileSync(file);
-  } catch (error) {
-    throw netError(error, `Cannot read ${name}File '${file}'`, Status.INVALID_ARGUMENT);
-  }
-}
-
 /**
  * Listens for WebSocket sessions on a port of its own (`Deno.serve`), at
  * one path. `listen("ws://…")` and `RpcServer.listen("ws://…")` call it.
@@ -393,7 +379,7 @@ export function listenWebSocket(
   const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
   const port = url.port === "" ? (transport === "ws" ? 80 : 443) : Number(url.port);
   const tls = transport === "wss"
-    ? { cert: readPem(settings, "cert"), key: readPem(settings, "key") }
+    ? { cert: readPem(settings, "cert", "wss"), key: readPem(settings, "key", "wss") }
     : {};
   const finished = Promise.withResolvers<void>();
   let server: Deno.HttpServer<Deno.NetAddr> | undefined;
