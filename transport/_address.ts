@@ -154,8 +154,12 @@ function encodePath(path: string): string {
 /** The URL form of an endpoint: `tcp://127.0.0.1:9000`, `unix:///run/x.sock`. */
 export function formatEndpoint(endpoint: Endpoint): string {
   if (endpoint.transport === "unix") return `unix://${encodePath(endpoint.path)}`;
-  const host = endpoint.hostname.includes(":") ? `[${endpoint.hostname}]` : endpoint.hostname;
-  return `${endpoint.transport}://${host}:${endpoint.port}`;
+  return hostUrl(endpoint.transport, endpoint.hostname, endpoint.port);
+}
+
+/** `scheme://host:port`, an IPv6 address in brackets. */
+export function hostUrl(scheme: string, hostname: string, port: number): string {
+  return `${scheme}://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
 }
 
 /**

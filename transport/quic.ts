@@ -21,6 +21,7 @@ import {
   checkHostPort,
   DEFAULT_HOSTNAME,
   DEFAULT_PORT,
+  hostUrl,
   netError,
   readCaCerts,
   readPem,
@@ -152,7 +153,7 @@ function toHostPort(input: QuicOptions | string | URL): { hostname: string; port
 
 /** The URL form of a QUIC address. */
 function formatQuic(hostname: string, port: number): string {
-  return `quic://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`;
+  return hostUrl("quic", hostname, port);
 }
 
 /** The address as given, for a message written before it is checked. */

@@ -12,7 +12,7 @@ import { DEFAULT_MAX_FRAME, HEADER_SIZE, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Connection, Listener } from "./connection.ts";
 import { tokensEqual } from "./handshake.ts";
-import { netError, readPem } from "./_address.ts";
+import { hostUrl, netError, readPem } from "./_address.ts";
 import { ApiChannel } from "./_websocket_api.ts";
 import { WebSocketConnection } from "./_websocket_connection.ts";
 import { SUBPROTOCOL } from "./_websocket_frames.ts";
@@ -406,10 +406,7 @@ export function listenWebSocket(
     }
     throw netError(error, `Cannot listen on '${where}'`);
   }
-  const host = server.addr.hostname.includes(":")
-    ? `[${server.addr.hostname}]`
-    : server.addr.hostname;
-  const addr = `${transport}://${host}:${server.addr.port}${url.pathname}`;
+  const addr = hostUrl(transport, server.addr.hostname, server.addr.port) + url.pathname;
   try {
     handler = makeHandler({ ...settings, path: url.pathname, addr }, transport, release);
   } catch (error) {
