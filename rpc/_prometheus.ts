@@ -12,8 +12,9 @@ import {
   Registry,
 } from "prom-client";
 import { statusName } from "../codec/error.ts";
+import type { ServerMetrics } from "../transport/server.ts";
 import { SessionState } from "../transport/session_options.ts";
-import { DURATION_BUCKETS, type RpcMetrics } from "./metrics.ts";
+import { DURATION_BUCKETS, type RpcMetrics, type TrafficTotals } from "./metrics.ts";
 import type { RpcServer } from "./server.ts";
 
 const PREFIX = "streamwire_";
@@ -67,10 +68,18 @@ class CallDurations extends Histogram<"method"> {
   }
 }
 
-/** A counter whose value is read when scraped. */
-function counter(registry: Registry, name: string, help: string, read: () => number): void {
-  new Counter({
-    name: PREFIX + name,
+/**
+ * A counter whose value is read when scraped, registered in `registry`
+ * under its full `name`; the cluster's families are made the same way.
+ */
+export function scrapedCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number,
+): Counter {
+  return new Counter({
+    name,
     help,
     registers: [registry],
     collect() {
@@ -79,6 +88,51 @@ function counter(registry: Registry, name: string, help: string, read: () => num
     },
   });
 }
+
+/** A gauge whose value is read when scraped, as {@linkcode scrapedCounter}. */
+export function scrapedGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number,
+): Gauge {
+  return new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read());
+    },
+  });
+}
+
+/** The transport's counters: family name (after the prefix), help and the field each reads. */
+const TRANSPORT_COUNTERS: [name: string, help: string, field: keyof ServerMetrics][] = [
+  ["connections_accepted_total", "Connections accepted into a session.", "accepted"],
+  [
+    "connections_refused_total",
+    "Connections refused at maxConnections or during shutdown.",
+    "rejected",
+  ],
+  ["handshake_failures_total", "Handshakes that failed.", "handshakeFailures"],
+  ["sessions_closed_total", "Sessions closed, for any reason.", "closed"],
+  ["dead_peers_total", "Sessions closed for heartbeat silence.", "deadPeers"],
+  [
+    "slow_consumer_drops_total",
+    "Sessions disconnected because their outbound queue was over its limit.",
+    "slowConsumers",
+  ],
+  ["broadcasts_total", "Broadcasts sent.", "broadcasts"],
+  ["broadcast_deliveries_total", "Broadcast frames queued to sessions.", "broadcastDeliveries"],
+];
+
+/** Traffic counters, over every session the server held: family name, help, field. */
+const TRAFFIC_COUNTERS: [name: string, help: string, field: keyof TrafficTotals][] = [
+  ["frames_received_total", "Frames received.", "framesIn"],
+  ["frames_sent_total", "Frames written to connections.", "framesOut"],
+  ["received_bytes_total", "Bytes received.", "bytesIn"],
+  ["sent_bytes_total", "Bytes written to connections.", "bytesOut"],
+];
 
 /**
  * Builds the registry of `server`: transport, session, call and process
@@ -102,72 +156,34 @@ export function serverRegistry(server: RpcServer): Registry {
       for (const [state, n] of counts) this.set({ state }, n);
     },
   });
-  new Gauge({
-    name: `${PREFIX}topics`,
-    help: "Topics with at least one member.",
-    registers: [registry],
-    collect() {
-      this.set(t.topics().length);
-    },
-  });
-  new Gauge({
-    name: `${PREFIX}outbound_queued_bytes`,
-    help: "Bytes queued to be written, over all sessions.",
-    registers: [registry],
-    collect() {
+  scrapedGauge(
+    registry,
+    `${PREFIX}topics`,
+    "Topics with at least one member.",
+    () => t.topics().length,
+  );
+  scrapedGauge(
+    registry,
+    `${PREFIX}outbound_queued_bytes`,
+    "Bytes queued to be written, over all sessions.",
+    () => {
       let bytes = 0;
       for (const session of t.sessions()) bytes += session.queuedBytes;
-      this.set(bytes);
+      return bytes;
     },
-  });
-  counter(
-    registry,
-    "connections_accepted_total",
-    "Connections accepted into a session.",
-    () => m.accepted,
   );
-  counter(
-    registry,
-    "connections_refused_total",
-    "Connections refused at maxConnections or during shutdown.",
-    () => m.rejected,
-  );
-  counter(
-    registry,
-    "handshake_failures_total",
-    "Handshakes that failed.",
-    () => m.handshakeFailures,
-  );
-  counter(registry, "sessions_closed_total", "Sessions closed, for any reason.", () => m.closed);
-  counter(
-    registry,
-    "dead_peers_total",
-    "Sessions closed for heartbeat silence.",
-    () => m.deadPeers,
-  );
-  counter(
-    registry,
-    "slow_consumer_drops_total",
-    "Sessions disconnected because their outbound queue was over its limit.",
-    () => m.slowConsumers,
-  );
-  counter(registry, "broadcasts_total", "Broadcasts sent.", () => m.broadcasts);
-  counter(
-    registry,
-    "broadcast_deliveries_total",
-    "Broadcast frames queued to sessions.",
-    () => m.broadcastDeliveries,
-  );
+  for (const [name, help, field] of TRANSPORT_COUNTERS) {
+    scrapedCounter(registry, PREFIX + name, help, () => m[field]);
+  }
 
-  const traffic = (key: "framesIn" | "framesOut" | "bytesIn" | "bytesOut") => () => {
+  const traffic = (key: keyof TrafficTotals) => () => {
     let total = calls?.closedTraffic[key] ?? 0;
     for (const session of t.sessions()) total += session.stats[key];
     return total;
   };
-  counter(registry, "frames_received_total", "Frames received.", traffic("framesIn"));
-  counter(registry, "frames_sent_total", "Frames written to connections.", traffic("framesOut"));
-  counter(registry, "received_bytes_total", "Bytes received.", traffic("bytesIn"));
-  counter(registry, "sent_bytes_total", "Bytes written to connections.", traffic("bytesOut"));
+  for (const [name, help, key] of TRAFFIC_COUNTERS) {
+    scrapedCounter(registry, PREFIX + name, help, traffic(key));
+  }
 
   if (calls !== undefined) {
     new Counter({
