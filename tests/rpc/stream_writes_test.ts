@@ -8,7 +8,7 @@ import { Methods } from "../../rpc/methods.ts";
 import { RpcServer } from "../../rpc/server.ts";
 import { memoryPair } from "../../transport/memory.ts";
 import { FrameType } from "../../codec/constants.ts";
-import { guard } from "../transport/_helpers.ts";
+import { guard, rig } from "./_rig.ts";
 
 const VALUES = 2_000;
 
@@ -106,33 +106,22 @@ for (const source of ["an async generator", "a ReadableStream"] as const) {
             });
           },
       );
-      const server = new RpcServer({ methods, metrics: false });
-      const [a, b] = memoryPair();
-      const session = server.accept(a)!;
+      await using r = await rig("memory", { methods: () => methods, server: { metrics: false } });
       const data: number[] = [];
-      session.tap = {
+      r.serverSession().tap = {
         received() {},
         sent: (message) => {
           if (message.type === FrameType.DATA) data.push(message.seq);
         },
         sentEncoded() {},
       };
-      const client = await connect("tcp://127.0.0.1:1", {
-        reconnect: false,
-        dial: () => Promise.resolve(b),
-      });
-      try {
-        const reader = client.stream("slow", undefined, how === "times out" ? { timeout: 300 } : {})
-          .getReader();
-        assert.deepEqual(await reader.read(), { value: 1, done: false });
-        if (how === "cancels") await reader.cancel();
-        else await assert.rejects(reader.read(), { codeName: "deadline_exceeded" });
-        await guard(stopped.promise, "the producer to be stopped");
-        assert.equal(data.length, 1, `DATA frames sent: ${data.length}`);
-      } finally {
-        await client.close();
-        await server.shutdown({ deadlineMs: 0 });
-      }
+      const reader = r.client.stream("slow", undefined, how === "times out" ? { timeout: 300 } : {})
+        .getReader();
+      assert.deepEqual(await reader.read(), { value: 1, done: false });
+      if (how === "cancels") await reader.cancel();
+      else await assert.rejects(reader.read(), { codeName: "deadline_exceeded" });
+      await guard(stopped.promise, "the producer to be stopped");
+      assert.equal(data.length, 1, `DATA frames sent: ${data.length}`);
     });
   }
 }
@@ -148,22 +137,11 @@ Deno.test("a server stream whose value cannot be encoded fails the call and stop
       stopped.resolve();
     }
   });
-  const server = new RpcServer({ methods });
-  const [a, b] = memoryPair();
-  server.accept(a);
-  const client = await connect("tcp://127.0.0.1:1", {
-    reconnect: false,
-    dial: () => Promise.resolve(b),
-  });
-  try {
-    const reader = client.stream("bad").getReader();
-    assert.deepEqual(await reader.read(), { value: 1, done: false });
-    await assert.rejects(reader.read(), { codeName: "internal" });
-    // The generator was returned (its finally ran), so the call counts as finished.
-    await guard(stopped.promise, "the producer to be stopped");
-    assert.equal(server.metrics!.method("bad")?.inFlight, 0);
-  } finally {
-    await client.close();
-    await server.shutdown({ deadlineMs: 0 });
-  }
+  await using r = await rig("memory", { methods: () => methods });
+  const reader = r.client.stream("bad").getReader();
+  assert.deepEqual(await reader.read(), { value: 1, done: false });
+  await assert.rejects(reader.read(), { codeName: "internal" });
+  // The generator was returned (its finally ran), so the call counts as finished.
+  await guard(stopped.promise, "the producer to be stopped");
+  assert.equal(r.server.metrics!.method("bad")?.inFlight, 0);
 });
