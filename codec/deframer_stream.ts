@@ -187,8 +187,10 @@ const NO_PARTS: Uint8Array[] = [];
  */
 export class Deframer {
   #maxFrame: number;
-  /** Pieces of the incomplete frame at the end of the last chunk. */
-  /** The shared empty list while nothing is kept: an idle deframer holds no array. */
+  /**
+   * Pieces of the incomplete frame at the end of the last chunk; the shared
+   * empty list while nothing is kept, so an idle deframer holds no array.
+   */
   #parts: Uint8Array[] = NO_PARTS;
   #partBytes = 0;
   /** Full size of the incomplete frame, or 0 while its header is incomplete. */
