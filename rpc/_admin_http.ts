@@ -97,24 +97,26 @@ export function bearerToken(token: string): MiddlewareHandler {
 
 /** The body as a JSON object, or `invalid_argument`. */
 export async function jsonBody(request: Request): Promise<Record<string, unknown>> {
+  return jsonObject(await request.text());
+}
+
+/** The optional JSON object body of a request that may have none. */
+export async function optionalJsonBody(request: Request): Promise<Record<string, unknown>> {
+  const text = await request.text();
+  return text === "" ? {} : jsonObject(text);
+}
+
+function jsonObject(text: string): Record<string, unknown> {
   let body: unknown;
   try {
-    body = await request.json();
+    body = JSON.parse(text);
   } catch (error) {
-    if (error instanceof StreamwireError) throw error;
     throw invalid(`Body is not JSON: ${(error as Error).message}`);
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw invalid("Body must be a JSON object");
   }
   return body as Record<string, unknown>;
-}
-
-/** The optional JSON object body of a request that may have none. */
-export async function optionalJsonBody(request: Request): Promise<Record<string, unknown>> {
-  const text = await request.text();
-  if (text === "") return {};
-  return await jsonBody(new Request("http://body", { method: "POST", body: text }));
 }
 
 /** An integer query parameter within bounds, or its default; anything else is `invalid_argument`. */
