@@ -306,7 +306,7 @@ const STATES = new Set<string>(Object.values(SessionState));
  * ```ts
  * import { adminApp } from "@streamwire/streamwire/admin";
  * import { Methods, RpcServer } from "@streamwire/streamwire/rpc";
- * import { type Context, Hono } from "hono";
+ * import { Hono } from "hono";
  * import assert from "node:assert/strict";
  *
  * const server = new RpcServer({ methods: new Methods() });
@@ -344,6 +344,9 @@ const STATES = new Set<string>(Object.values(SessionState));
  */
 export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminApp {
   const maxPage = options.maxPageSize ?? 1000;
+  const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024;
+  const maxTaps = options.maxTaps ?? 4;
+  const tapBuffer = options.tapBuffer ?? 256;
   const audit = options.audit ?? logAudit(server);
   const app = new Hono();
   app.onError(adminErrors());
@@ -355,8 +358,8 @@ export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminAp
     intervalMs: 1000,
   });
   const taps = new WireTaps({
-    maxTaps: options.maxTaps ?? 4,
-    buffer: options.tapBuffer ?? 256,
+    maxTaps,
+    buffer: tapBuffer,
     previewChars: options.previewChars ?? 200,
     redact: options.redact,
   });
@@ -371,8 +374,8 @@ export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminAp
       dashboardPage({
         tokenRequired: options.token !== undefined,
         readOnly: options.readOnly ?? false,
-        taps: (options.maxTaps ?? 4) > 0,
-        tapRows: options.tapBuffer ?? 256,
+        taps: maxTaps > 0,
+        tapRows: tapBuffer,
         nonce,
       }),
       200,
@@ -387,12 +390,12 @@ export function adminApp(server: RpcServer, options: AdminOptions = {}): AdminAp
   });
   if (options.token !== undefined) app.use(bearerToken(options.token));
   app.use(bodyLimit({
-    maxSize: options.maxBodyBytes ?? 64 * 1024,
+    maxSize: maxBodyBytes,
     onError: () => {
       throw new AdminHttpError(
         413,
         Status.RESOURCE_EXHAUSTED,
-        `Request body larger than maxBodyBytes '${options.maxBodyBytes ?? 64 * 1024}'`,
+        `Request body larger than maxBodyBytes '${maxBodyBytes}'`,
       );
     },
   }));
