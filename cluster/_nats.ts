@@ -1,5 +1,5 @@
-// Helpers of the NATS backplane engine: subject tokens, backoff, direct
-// gets, error codes and the server URL.
+// Helpers of the NATS backplane engine: subject tokens, direct gets, error
+// codes and the server URL.
 
 import type { ConnectionOptions, StoredMsg } from "nats";
 
@@ -19,19 +19,6 @@ const GET_WIDTH = 64;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** Capped exponential backoff with up to 20% jitter; `reset` after a success. */
-export class Backoff {
-  #n = 0;
-  constructor(readonly baseMs: number, readonly maxMs: number) {}
-  next(): number {
-    const ms = Math.min(this.baseMs * 2 ** Math.min(this.#n++, 20), this.maxMs);
-    return Math.round(ms * (1 + Math.random() * 0.2));
-  }
-  reset(): void {
-    this.#n = 0;
-  }
-}
 
 /** A promise to reject when the connection is lost, its rejection handled. */
 export function lostSignal(): PromiseWithResolvers<never> {
@@ -117,9 +104,4 @@ export function natsServers(url: string): Servers {
     servers.push(`${u.hostname}:${u.port === "" ? "4222" : u.port}`);
   }
   return out;
-}
-
-/** The URL without its passwords, for messages. */
-export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]*):[^@/]*@/g, "//$1:***@");
 }

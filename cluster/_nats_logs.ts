@@ -10,8 +10,7 @@ import { DiscardPolicy, type JetStreamClient, type JetStreamManager } from "nats
 import type { StorageType, StoredMsg, StreamConfig } from "nats";
 import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
-import type { LogEntry, LogRead } from "./backplane.ts";
-import { hasGap } from "./memory_backplane.ts";
+import { hasGap, type LogEntry, type LogRead } from "./backplane.ts";
 import {
   apiErrorCode,
   type Direct,

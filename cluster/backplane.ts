@@ -297,3 +297,17 @@ export function nextOffset(last: number, nowMs: number): number {
   const clock = Math.floor(nowMs * 1000);
   return clock > last ? clock : last + 1;
 }
+
+/**
+ * Whether a read after `after` misses entries: the first entry returned
+ * does not follow `after`, or nothing is returned and the head is not `after`.
+ *
+ * @param after Offset the reader has.
+ * @param entries Entries returned.
+ * @param head Latest offset of the log.
+ * @returns Whether entries are missing.
+ */
+export function hasGap(after: number, entries: readonly LogEntry[], head: number): boolean {
+  if (after === 0) return false;
+  return entries.length > 0 ? entries[0].prev !== after : head !== after;
+}

@@ -12,7 +12,7 @@ import { StreamwireError } from "../codec/error.ts";
 import type { Backplane, BackplaneOptions } from "./backplane.ts";
 import { NatsBackplane } from "./nats_backplane.ts";
 import { RedisBackplane } from "./redis_backplane.ts";
-import { redactUrl } from "./_nats.ts";
+import { redactUrl } from "./_engine.ts";
 
 /** Options of {@linkcode connectBackplane}, those every URL engine takes. */
 export interface ConnectBackplaneOptions extends BackplaneOptions {

@@ -17,6 +17,7 @@ import {
   checkAppendMany,
   DEFAULT_MAX_APPEND_MANY,
   DEFAULT_RETENTION,
+  hasGap,
   type LogEntry,
   type LogRead,
   nextOffset,
@@ -241,20 +242,6 @@ export class MemoryHub {
       .filter((e) => (node === undefined || e.node === node) && this._alive(e.node))
       .map((e) => ({ ...e }));
   }
-}
-
-/**
- * Whether a read after `after` misses entries: the first entry returned
- * does not follow `after`, or nothing is returned and the head is not `after`.
- *
- * @param after Offset the reader has.
- * @param entries Entries returned.
- * @param head Latest offset of the log.
- * @returns Whether entries are missing.
- */
-export function hasGap(after: number, entries: readonly LogEntry[], head: number): boolean {
-  if (after === 0) return false;
-  return entries.length > 0 ? entries[0].prev !== after : head !== after;
 }
 
 /**

@@ -53,7 +53,8 @@ import type {
   SessionEntry,
 } from "./backplane.ts";
 import { checkAppendMany, DEFAULT_MAX_APPEND_MANY, DEFAULT_RETENTION } from "./backplane.ts";
-import { Backoff, type Direct, lostSignal, natsServers, redactUrl, token } from "./_nats.ts";
+import { Backoff, redactUrl } from "./_engine.ts";
+import { type Direct, lostSignal, natsServers, token } from "./_nats.ts";
 import { NatsDirectory } from "./_nats_directory.ts";
 import { NatsLogs } from "./_nats_logs.ts";
 

@@ -36,12 +36,13 @@ import {
   checkAppendMany,
   DEFAULT_MAX_APPEND_MANY,
   DEFAULT_RETENTION,
+  hasGap,
   type LogEntry,
   type LogRead,
   type NodeEntry,
   type SessionEntry,
 } from "./backplane.ts";
-import { hasGap } from "./memory_backplane.ts";
+import { backoffMs, redactUrl } from "./_engine.ts";
 import { deliver, SCRIPTS } from "./_redis_scripts.ts";
 
 /** Options of {@linkcode RedisBackplane.connect}. */
@@ -131,8 +132,7 @@ export class RedisBackplane implements Backplane {
       maxRetriesPerRequest: 0,
       autoResubscribe: true,
       connectTimeout: options.connectTimeoutMs ?? 5000,
-      retryStrategy: (times: number) =>
-        Math.round(Math.min(base * 2 ** Math.min(times, 20), max) * (1 + Math.random() * 0.2)),
+      retryStrategy: (times: number) => backoffMs(times, base, max),
     };
     const cmd = new Redis(url, redisOptions);
     const sub = new Redis(url, redisOptions);
@@ -144,7 +144,7 @@ export class RedisBackplane implements Backplane {
       sub.disconnect();
       throw new StreamwireError(
         Status.UNAVAILABLE,
-        `Cannot reach Redis at '${redact(url)}': ${(error as Error).message}`,
+        `Cannot reach Redis at '${redactUrl(url)}': ${(error as Error).message}`,
         { cause: error },
       );
     }
@@ -432,15 +432,4 @@ function asBuffer(data: Uint8Array): Buffer {
 function parseSession(id: string, value: string): SessionEntry {
   const nl = value.indexOf("\n");
   return { id, node: value.slice(0, nl), info: value.slice(nl + 1) };
-}
-
-/** The URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return url;
-  }
 }
