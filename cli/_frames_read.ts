@@ -6,6 +6,7 @@ import { Flag, HEADER_SIZE, isFrameType, MAGIC, VERSION } from "../codec/constan
 import { Deframer } from "../codec/deframer_stream.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Frame } from "../codec/frame.ts";
+import { concat } from "../codec/_bytes.ts";
 
 /** Bytes asked for per read when reading into a buffer of our own. */
 const READ_SIZE = 64 * 1024;
@@ -93,7 +94,7 @@ export async function* linesOf(
     let head = chunk.subarray(0, last);
     if (pending.length > 0) {
       pending.push(head);
-      head = join(pending, pendingBytes + head.length);
+      head = join(pending);
       pending = [];
     }
     const lines = decodeLines(head, line);
@@ -108,19 +109,12 @@ export async function* linesOf(
     if (pendingBytes > 0) pending.push(rest);
   }
   if (pendingBytes > 0) {
-    yield { lines: decodeLines(join(pending, pendingBytes), line), first: line };
+    yield { lines: decodeLines(join(pending), line), first: line };
   }
 }
 
-function join(parts: Uint8Array[], size: number): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+function join(parts: Uint8Array[]): Uint8Array {
+  return parts.length === 1 ? parts[0] : concat(parts);
 }
 
 /** The lines of `bytes` (which holds no final newline), `\r` before a newline dropped. */
