@@ -2,13 +2,10 @@
 // both directions and records every frame of both on stdout, as frames or
 // as NDJSON with the connection, direction and offset of each.
 
-import { verifyChecksum } from "../codec/checksum_stream.ts";
-import { decompressFrame } from "../codec/compression_stream.ts";
 import { StreamwireError } from "../codec/error.ts";
-import { decodeMessage } from "../codec/message.ts";
 import type { PayloadCodec } from "../codec/payload_codec.ts";
 import { CliError, type CliIo, type Command, usage } from "./_command.ts";
-import { codecFlag, maxFrameFlag } from "./_cmd_frames.ts";
+import { codecFlag, frameMessage, maxFrameFlag } from "./_cmd_frames.ts";
 import { type FrameAt, frameBytes, OffsetDeframer } from "./_frames_read.ts";
 import { messageToJson } from "./frames.ts";
 
@@ -237,8 +234,9 @@ class Capture {
       for (;;) {
         const n = await src.read(buffer);
         if (n === null) break;
-        // A copy per read: recorded frames may be views of it until written out.
-        const chunk = buffer.slice(0, n);
+        // The buffer is read into again only once the chunk was written on and
+        // recorded: the recording keeps no view of it (frames are copied out).
+        const chunk = buffer.subarray(0, n);
         // Recorded before it is passed on, so that an answer is never recorded before its call.
         const recorded = recording.push(chunk);
         for (let at = 0; at < n;) at += await dst.write(chunk.subarray(at));
@@ -263,8 +261,7 @@ class Capture {
   ): Promise<void> | undefined {
     const { json, codec, maxFrame } = this.#options;
     if (!json) return this.#io.stdout.write(frameBytes(frame));
-    verifyChecksum(frame);
-    const message = decodeMessage(decompressFrame(frame, { maxFrame }));
+    const message = frameMessage(frame, maxFrame);
     const line = { conn: id, dir, offset, ...messageToJson(message, { codec }) };
     return this.#io.stdout.line(JSON.stringify(line));
   }

@@ -220,8 +220,7 @@ export const decodeCommand: Command = {
         const { frame, offset } = frames[i];
         let message: Message;
         try {
-          verifyChecksum(frame);
-          message = decodeMessage(decompressFrame(frame, { maxFrame }));
+          message = frameMessage(frame, maxFrame);
         } catch (error) {
           throw badInput(`offset ${offset}`, error);
         }
@@ -231,6 +230,12 @@ export const decodeCommand: Command = {
     });
   },
 };
+
+/** The message of a received frame: checksum verified, payload decompressed within `maxFrame`. */
+export function frameMessage(frame: Frame, maxFrame: number): Message {
+  verifyChecksum(frame);
+  return decodeMessage(decompressFrame(frame, { maxFrame }));
+}
 
 /**
  * Reads frames from stdin and hands them to `each`, a read's worth at a time,
