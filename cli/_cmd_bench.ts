@@ -4,8 +4,8 @@
 // status code are printed as text or one JSON object.
 
 import type { CodecName } from "../codec/payload_codec.ts";
-import { parseAddress } from "../transport/dial.ts";
 import {
+  choiceFlag,
   type CliIo,
   type Command,
   Exit,
@@ -17,6 +17,7 @@ import {
 } from "./_command.ts";
 import type { Output } from "./_output.ts";
 import { connectAll, Load, type LoadOptions, type LoadResult, runLoad } from "./_bench_load.ts";
+import { dialTarget, tokenOf } from "./_target.ts";
 
 const CODECS = ["msgpack", "cbor", "json"] as const;
 
@@ -43,7 +44,7 @@ Options:
                           length with --codec json (default 64)
       --params <json>     these params instead of a payload
       --codec <name>      msgpack, cbor or json (default msgpack)
-      --token <secret>    handshake token
+      --token <secret>    handshake token (or STREAMWIRE_TOKEN)
       --timeout <time>    per-call timeout: 500ms, 5s; a bare number is ms (default 30s)
       --warmup <time>     calls made but not measured before the run (default 0)
       --json              print one JSON object instead of text
@@ -100,15 +101,9 @@ function paramsOf(flags: Flags, codec: CodecName): { params: unknown; payloadSiz
 
 function options(flags: Flags, positionals: string[], io: CliIo) {
   const url = positionals[0];
-  try {
-    parseAddress(url);
-  } catch (error) {
-    throw usage((error as Error).message);
-  }
-  const codec = (flags.codec ?? "msgpack") as CodecName;
-  if (!(CODECS as readonly string[]).includes(codec)) {
-    throw usage(`--codec must be one of ${CODECS.join(", ")}, got '${codec}'`);
-  }
+  // A bad URL is a usage error here, not a failure of every connection.
+  dialTarget(url, flags);
+  const codec = choiceFlag(flags, "codec", CODECS, "msgpack");
   const count = intFlag(flags, "count", { min: 1 });
   if (count !== undefined && flags.duration !== undefined) {
     throw usage("--count and --duration cannot be used together");
@@ -129,7 +124,7 @@ function options(flags: Flags, positionals: string[], io: CliIo) {
     method,
     params,
     codec,
-    token: flags.token as string | undefined,
+    token: tokenOf(flags, io),
     timeoutMs,
     count,
     durationMs,

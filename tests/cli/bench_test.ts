@@ -137,6 +137,11 @@ Deno.test("bench exits 78 when the connection is refused and 80 for a bad token"
     assert.equal(bad.code, 80, bad.stderr);
     const good = await run(["bench", running.addr, "-n", "10", "--token", "s3cret", "--json"]);
     assert.equal(JSON.parse(good.stdout).calls, 10);
+    // As for call and batch, the token may come from the environment.
+    const env = await run(["bench", running.addr, "-n", "10", "--json"], {
+      env: { STREAMWIRE_TOKEN: "s3cret" },
+    });
+    assert.equal(JSON.parse(env.stdout).calls, 10, env.stderr);
   } finally {
     await running.shutdown();
   }
