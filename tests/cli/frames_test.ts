@@ -14,7 +14,7 @@ import {
   msgpackCodec,
   type PayloadCodec,
 } from "../../codec/mod.ts";
-import { Lines, MAIN, run } from "./_run.ts";
+import { Lines, run, spawn } from "./_run.ts";
 
 const encoder = new TextEncoder();
 
@@ -444,12 +444,7 @@ Deno.test("decode stops at a malformed frame, naming its offset, after the frame
 });
 
 Deno.test("decode ends quietly with 0 when its reader stops early (| head -2)", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "decode"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const child = spawn(["decode"]);
   const block = frames(
     Array.from({ length: 1000 }, (_, i) => ({ type: FrameType.CREDIT, seq: i, credit: 1 })),
   );
@@ -511,12 +506,7 @@ Deno.test({
     const repeats = Math.ceil(2 ** 30 / chunk.length);
     const framesPerChunk = 4;
 
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "decode"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawn(["decode"]);
     const writer = child.stdin.getWriter();
     const feeding = (async () => {
       for (let i = 0; i < repeats; i++) await writer.write(chunk);
