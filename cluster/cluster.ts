@@ -39,6 +39,7 @@ import {
   encodeBatch,
   encodeNodeMessage,
   Kind,
+  type NodeMessage,
 } from "./_wire.ts";
 
 /** Options of {@linkcode Cluster.start}. */
@@ -353,20 +354,20 @@ export class Cluster extends EventTarget {
       }
       frames.set(codec, broadcastTemplate(method, params, options.topic !== undefined));
     }
-    const kind = options.topic === undefined ? Kind.ALL : Kind.TOPIC;
-    const message = encodeNodeMessage({
-      kind,
+    const m: NodeMessage = {
+      kind: options.topic === undefined ? Kind.ALL : Kind.TOPIC,
       origin: this.nodeId,
       target: options.exclude ?? "",
       frames,
       reason: "",
-    });
+    };
     if (this.backplane.status === "up") {
+      const message = encodeNodeMessage(m); // not needed for local-only delivery
       try {
         if (options.topic === undefined) {
           await this.#all.publish("all", message);
           this.metrics.published++;
-          deliver(this.#node, this.server.transport.sessions(), decodeNodeMessage(message), 0);
+          deliver(this.#node, this.server.transport.sessions(), m, 0);
           return { offset: 0 };
         }
         const offset = await this.#topicsOut.publish(options.topic, message);
@@ -384,7 +385,7 @@ export class Cluster extends EventTarget {
     const targets = options.topic === undefined
       ? this.server.transport.sessions()
       : this.server.transport.members(options.topic);
-    deliver(this.#node, targets, decodeNodeMessage(message), 0);
+    deliver(this.#node, targets, m, 0);
     return { offset: 0 };
   }
 
