@@ -68,6 +68,11 @@ export async function guard<T>(
   }
 }
 
+/** The port of a listener's URL-form address. */
+export function portOf(addr: string): number {
+  return Number(new URL(addr).port);
+}
+
 /**
  * Sleeps `ms`. Only for pacing a scenario (a peer that trickles bytes),
  * never to wait for an outcome: await the outcome's event instead.

@@ -4,6 +4,7 @@
 // stops what it starts (the child's sanitizers check the latter).
 
 import assert from "node:assert/strict";
+import { concat } from "../../codec/_bytes.ts";
 import { Status } from "../../codec/constants.ts";
 import { StreamwireError } from "../../codec/error.ts";
 import { connect } from "../../rpc/client.ts";
@@ -16,14 +17,11 @@ import { dialQuic, listenQuic } from "../../transport/quic.ts";
 import { quicApi } from "../../transport/_quic_api.ts";
 import { type Certificates, makeCertificates } from "./_quic_certs.ts";
 import { measureCalls } from "./_quic_figures.ts";
+import { portOf } from "./_helpers.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "streamwire-quic-" });
 const certs: Certificates = await makeCertificates(dir);
 globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
-
-function portOf(addr: string): number {
-  return Number(new URL(addr).port);
-}
 
 /** Reads a connection to its end. */
 async function readAll(conn: Connection): Promise<Uint8Array[]> {
@@ -32,16 +30,6 @@ async function readAll(conn: Connection): Promise<Uint8Array[]> {
     chunks.push(chunk);
   }
   return chunks;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
 }
 
 Deno.test("quic: an RpcServer answers unary calls, a server stream under credit and a client stream", async () => {

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { selfSigned } from "./_tls.ts";
+import { delay, portOf } from "./_helpers.ts";
+import { concat } from "../../codec/_bytes.ts";
 import { Status } from "../../codec/constants.ts";
 import { StreamwireError } from "../../codec/error.ts";
 import {
@@ -20,20 +22,6 @@ function pattern(size: number, seed = 0): Uint8Array {
   const bytes = new Uint8Array(size);
   for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed + (i >>> 8)) & 0xff;
   return bytes;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** The next connection a listener accepts. */
@@ -74,10 +62,6 @@ async function socketPair(
       await Promise.all([client.closed, server.closed]);
     },
   };
-}
-
-function portOf(addr: string): number {
-  return Number(new URL(addr).port);
 }
 
 /** Writes `data` in pieces of `piece` bytes, then half-closes. */

@@ -7,12 +7,17 @@ import { FrameType, Status } from "../../codec/constants.ts";
 import type { StreamwireError } from "../../codec/error.ts";
 import type { Message } from "../../codec/message.ts";
 import { dial, listenWebSocket, Server, type Session } from "../../transport/mod.ts";
-import { decodeAll, encode, guard, helloBytes, quietHandler, Signal, waitFor } from "./_helpers.ts";
+import {
+  decodeAll,
+  encode,
+  guard,
+  helloBytes,
+  portOf,
+  quietHandler,
+  Signal,
+  waitFor,
+} from "./_helpers.ts";
 import { WsPeer } from "./_websocket_peer.ts";
-
-function portOf(addr: string): number {
-  return Number(new URL(addr).port);
-}
 
 /** A transport Server on a WebSocket listener, with the sessions it closed. */
 function serve(options: Parameters<typeof listenWebSocket>[0], server: Partial<{
