@@ -99,7 +99,9 @@ export class DashboardFeed {
     const sample = latest !== undefined && Date.now() - latest.t < 2 * this.#options.intervalMs
       ? latest
       : this.#sample(undefined);
-    stream.push({ history: this.#history, ...this.#tables(), sample });
+    // A copy: the event is encoded when the reader takes it, and ticks
+    // until then must not add their samples to it a second time.
+    stream.push({ history: [...this.#history], ...this.#tables(), sample });
     return stream.response();
   }
 

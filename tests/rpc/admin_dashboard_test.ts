@@ -6,8 +6,9 @@ import assert from "node:assert/strict";
 import { adminApp, type AdminOptions } from "../../rpc/admin.ts";
 import { connect, type RpcClient } from "../../rpc/client.ts";
 import { demoMethods } from "../../rpc/demo.ts";
+import { Methods } from "../../rpc/methods.ts";
 import { RpcServer } from "../../rpc/server.ts";
-import { quantileMs } from "../../rpc/_dashboard_feed.ts";
+import { DashboardFeed, quantileMs } from "../../rpc/_dashboard_feed.ts";
 import { SseReader } from "./_sse.ts";
 
 const AUTH = { authorization: "Bearer s3cret" };
@@ -296,6 +297,30 @@ Deno.test("event streams end when the server shuts down", async () => {
   const res = await t.app.request("/events", { headers: AUTH });
   assert.equal(res.status, 503);
   await res.body?.cancel();
+});
+
+Deno.test("a stream read late gets the history as it was when it opened, then each sample once", async () => {
+  const server = new RpcServer({ methods: new Methods() });
+  const feed = new DashboardFeed(server, { maxStreams: 2, rows: 10, history: 50, intervalMs: 20 });
+  try {
+    const first = new SseReader(feed.open());
+    await first.nextOf("stats");
+    await first.nextOf("stats"); // a sample in the history
+    const response = feed.open();
+    await new Promise((resolve) => setTimeout(resolve, 60)); // ticks before it is read
+    const late = new SseReader(response);
+    const opened = (await late.nextOf("stats")).data;
+    const times = opened.history.map((s: { t: number }) => s.t);
+    assert.ok(times.length > 0);
+    assert.ok(times.every((t: number) => t <= opened.sample.t), JSON.stringify(opened));
+    const next = (await late.nextOf("stats")).data;
+    assert.ok(next.history === undefined && next.sample.t > times.at(-1)!);
+    await first.cancel();
+    await late.cancel();
+  } finally {
+    feed.close();
+    await server.shutdown();
+  }
 });
 
 Deno.test("quantileMs interpolates inside the bucket holding the rank", () => {
