@@ -154,7 +154,9 @@ export function deliver(message: Uint8Array, handler: ChannelHandler): void {
   };
   if (bytes[0] !== 42) { // not '*': one entry, or a plain publish ("0 0 ")
     const offset = number(), prev = number();
-    if (!Number.isNaN(offset) && !Number.isNaN(prev)) handler(bytes.subarray(at), offset, prev);
+    if (!Number.isNaN(offset) && !Number.isNaN(prev)) {
+      call(handler, bytes.subarray(at), offset, prev);
+    }
     return;
   }
   at = 2;
@@ -163,7 +165,19 @@ export function deliver(message: Uint8Array, handler: ChannelHandler): void {
   for (let i = 0; i < count; i++) {
     const len = number();
     if (Number.isNaN(len) || at + len > bytes.length) return;
-    handler(bytes.subarray(at, at + len), first + i, i === 0 ? prev : first + i - 1);
+    call(handler, bytes.subarray(at, at + len), first + i, i === 0 ? prev : first + i - 1);
     at += len;
+  }
+}
+
+/**
+ * Calls a handler, dropping its throw (ChannelHandler): thrown inside
+ * ioredis's socket reader it would end the process.
+ */
+function call(handler: ChannelHandler, data: Uint8Array, offset: number, prev: number): void {
+  try {
+    handler(data, offset, prev);
+  } catch {
+    // The handler's own failure: the entries after it are still delivered.
   }
 }

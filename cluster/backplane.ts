@@ -32,7 +32,8 @@ export type BackplaneStatus = "up" | "down";
 /**
  * Receives a channel's messages. `offset` and `prev` are those of a log
  * entry for messages published by {@linkcode Backplane.append}, and 0 for
- * plain {@linkcode Backplane.publish}.
+ * plain {@linkcode Backplane.publish}. What it throws is dropped: the
+ * subscription and the connection go on.
  */
 export type ChannelHandler = (data: Uint8Array, offset: number, prev: number) => void;
 

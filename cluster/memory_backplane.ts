@@ -296,7 +296,11 @@ export class MemoryBackplane implements Backplane {
   /** @internal */
   _deliver(channel: string, data: Uint8Array, offset: number, prev: number): void {
     if (this.#status === "down") return;
-    this.#handlers.get(channel)?.(data, offset, prev);
+    try {
+      this.#handlers.get(channel)?.(data, offset, prev);
+    } catch {
+      // The handler's own failure (ChannelHandler): later messages still reach it.
+    }
   }
 
   /**

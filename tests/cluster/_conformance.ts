@@ -181,6 +181,20 @@ export function conformance(name: string, engine: () => Promise<Engine>): void {
         },
       );
 
+      await t.step("a handler that throws still gets the messages after", async () => {
+        const [a, b] = [await make(), await make()];
+        const n = new Collector();
+        await b.subscribe("ch9", (data, offset, prev) => {
+          n.push(data, offset, prev);
+          if (data[0] % 2 === 1) throw new Error("handler failure");
+        });
+        await a.publish("ch9", bytes(1));
+        await a.publish("ch9", bytes(2));
+        await a.appendMany("log9", "ch9", [bytes(3), bytes(4)]);
+        await n.count(4);
+        assert.deepEqual(n.got.map((m) => m.data[0]), [1, 2, 3, 4]);
+      });
+
       await t.step("appendMany calls in flight together keep call order", async () => {
         const [a, b] = [await make(), await make()];
         const n = new Collector();
