@@ -63,11 +63,6 @@ export class DashboardFeed {
     this.#options = options;
   }
 
-  /** Streams open now. */
-  get streams(): number {
-    return this.#streams.size;
-  }
-
   /**
    * Opens one event stream: a first event at once (the history and the
    * current tables), then one per interval until {@linkcode DashboardFeed.close}.

@@ -79,11 +79,6 @@ export class WireTaps {
     this.#options = options;
   }
 
-  /** Taps open now. */
-  get size(): number {
-    return this.#open.size;
-  }
-
   /**
    * Opens a tap on `session`: an `open` event, then a `frame` event per
    * frame until the client goes away or the session ends (an `end` event).
@@ -402,7 +397,7 @@ class Tap {
 }
 
 /** A value as short JSON: bytes by their length, bigints as text, maps as objects. */
-export function previewOf(value: unknown, max: number): string {
+function previewOf(value: unknown, max: number): string {
   if (value === undefined) return "";
   let text: string;
   try {
