@@ -8,6 +8,7 @@
 import { DEFAULT_MAX_FRAME, HEADER_SIZE, Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
 import type { Connection } from "./connection.ts";
+import { closedError, notBytesError } from "./_pull_connection.ts";
 import {
   checkMessage,
   CloseCode,
@@ -156,19 +157,8 @@ export class WebSocketConnection implements Connection {
 
   write(chunk: Uint8Array): Promise<void> {
     if (this.#writeFailure) return Promise.reject(this.#writeFailure);
-    if (this.#closing || this.#violation) {
-      return Promise.reject(
-        new StreamwireError(Status.CANCELLED, `Connection '${this.remoteAddr}' is closed`),
-      );
-    }
-    if (!(chunk instanceof Uint8Array)) {
-      return this.#failWrite(
-        new StreamwireError(
-          Status.INVALID_ARGUMENT,
-          `Chunk of type '${Object.prototype.toString.call(chunk)}' is not a Uint8Array`,
-        ),
-      );
-    }
+    if (this.#closing || this.#violation) return Promise.reject(closedError(this.remoteAddr));
+    if (!(chunk instanceof Uint8Array)) return this.#failWrite(notBytesError(chunk));
     if (chunk.length === 0) return Promise.resolve();
     const walk = frameWalk(chunk, this.maxMessage, !this.#negotiated);
     if (walk === undefined) return this.#failWrite(notWholeFrames(chunk.length));
@@ -207,9 +197,7 @@ export class WebSocketConnection implements Connection {
 
   #broken(error: unknown): StreamwireError {
     if (error instanceof StreamwireError) return error;
-    if (this.#closing) {
-      return new StreamwireError(Status.CANCELLED, `Connection '${this.remoteAddr}' is closed`);
-    }
+    if (this.#closing) return closedError(this.remoteAddr);
     return new StreamwireError(
       Status.UNAVAILABLE,
       `Connection '${this.remoteAddr}' failed: ${(error as Error)?.message ?? error}`,
