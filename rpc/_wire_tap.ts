@@ -6,7 +6,9 @@
 
 import { FrameType, HEADER_SIZE, Status } from "../codec/constants.ts";
 import { decompressFrame } from "../codec/compression_stream.ts";
+import { Deframer } from "../codec/deframer_stream.ts";
 import { statusName, StreamwireError } from "../codec/error.ts";
+import type { Frame } from "../codec/frame.ts";
 import { decodeMessage, encodedBodySize, type Message } from "../codec/message.ts";
 import { getCodec, type PayloadCodec } from "../codec/payload_codec.ts";
 import type { Session } from "../transport/session.ts";
@@ -169,8 +171,8 @@ class Fanout implements SessionTap {
     for (const tap of this.taps) tap.message("out", message, size);
   }
 
-  sentEncoded(bytes: Uint8Array, frames: number): void {
-    for (const tap of this.taps) tap.encoded(bytes, frames);
+  sentEncoded(bytes: Uint8Array): void {
+    for (const tap of this.taps) tap.encoded(bytes);
   }
 }
 
@@ -226,37 +228,37 @@ class Tap {
   }
 
   /** Frames encoded elsewhere (a broadcast): read back from their bytes. */
-  encoded(bytes: Uint8Array, frames: number): void {
+  encoded(bytes: Uint8Array): void {
     if (!this.stream.open) return;
-    let offset = 0;
-    for (let i = 0; i < frames && offset + HEADER_SIZE <= bytes.length; i++) {
-      const view = new DataView(bytes.buffer, bytes.byteOffset + offset);
-      const length = view.getUint32(5);
-      const frame = {
-        flags: bytes[offset + 3],
-        type: bytes[offset + 4],
-        seq: view.getUint32(9),
-        body: bytes.subarray(offset + HEADER_SIZE, offset + HEADER_SIZE + length),
-      };
-      offset += HEADER_SIZE + length;
-      try {
-        const plain = decompressFrame(frame);
-        this.message("out", decodeMessage(plain), HEADER_SIZE + plain.body.length);
-      } catch (error) {
-        this.#push({
-          t: Date.now(),
-          direction: "out",
-          type: TYPE_NAMES.get(frame.type) ?? `0x${frame.type.toString(16)}`,
-          seq: frame.seq,
-          size: HEADER_SIZE + length,
-          method: undefined,
-          preview: `(not decoded: ${(error as Error).message})`.slice(
-            0,
-            this.#options.previewChars,
-          ),
-        });
-      }
+    try {
+      // Whole frames, as the session queued them; none can be over 4 GiB.
+      new Deframer({ maxFrame: 0xffffffff }).push(bytes, { push: (frame) => this.#frame(frame) });
+    } catch (error) {
+      // Not the protocol's framing: nothing after it can be read.
+      this.#push(this.#unread(FrameType.BROADCAST, 0, bytes.length, error));
     }
+  }
+
+  #frame(frame: Frame): void {
+    try {
+      const plain = decompressFrame(frame);
+      this.message("out", decodeMessage(plain), HEADER_SIZE + plain.body.length);
+    } catch (error) {
+      this.#push(this.#unread(frame.type, frame.seq, HEADER_SIZE + frame.body.length, error));
+    }
+  }
+
+  /** The row of an outbound frame that could not be decoded. */
+  #unread(type: number, seq: number, size: number, error: unknown): Row {
+    return {
+      t: Date.now(),
+      direction: "out",
+      type: TYPE_NAMES.get(type) ?? `0x${type.toString(16)}`,
+      seq,
+      size,
+      method: undefined,
+      preview: `(not decoded: ${(error as Error).message})`.slice(0, this.#options.previewChars),
+    };
   }
 
   #row(direction: "in" | "out", message: Message, size: number, failed?: unknown): void {
