@@ -126,6 +126,8 @@ class SocketChannel implements MessageChannel {
   /** Writes in flight, the last one's settlement; frames go out in order. */
   #tail: Promise<unknown> = Promise.resolve();
   #writes = 0;
+  /** Payload of the PONG waiting behind the writes in flight, if one waits. */
+  #pongPayload: Uint8Array | undefined;
   #closeSent = false;
   #closing = false;
 
@@ -161,7 +163,7 @@ class SocketChannel implements MessageChannel {
         if (!fin || length > 125) throw protocolError("Malformed WebSocket control frame");
         const payload = await this.#take(length);
         if (payload === null) return null;
-        if (opcode === OP_PING) this.#write(clientFrame(OP_PONG, payload)).catch(() => {});
+        if (opcode === OP_PING) this.#pong(payload);
         else if (opcode === OP_CLOSE) {
           // Echo the peer's code (RFC 6455 5.5.1), then the stream ends.
           this.close(length >= 2 ? (payload[0] << 8) | payload[1] : CloseCode.NORMAL, "");
@@ -209,6 +211,28 @@ class SocketChannel implements MessageChannel {
         clearTimeout(timer);
         socket.close();
       });
+  }
+
+  /**
+   * Answers a PING. While the answer to an earlier one still waits for the
+   * writes ahead of it, it is replaced rather than joined by another: a
+   * server that sends PINGs and does not read gets one PONG, for its latest
+   * PING (RFC 6455 5.5.3), instead of a queue that grows with its PINGs.
+   */
+  #pong(payload: Uint8Array): void {
+    const waiting = this.#pongPayload !== undefined;
+    this.#pongPayload = payload;
+    if (waiting) return;
+    if (this.#writes === 0) {
+      this.#pongPayload = undefined;
+      this.#write(clientFrame(OP_PONG, payload)).catch(() => {});
+      return;
+    }
+    this.#tail.then(() => {
+      const latest = this.#pongPayload!;
+      this.#pongPayload = undefined;
+      this.#write(clientFrame(OP_PONG, latest)).catch(() => {});
+    });
   }
 
   /** Writes frames in order, one socket write at a time. */

@@ -6,7 +6,10 @@ import assert from "node:assert/strict";
 import { FrameType, Status } from "../../codec/constants.ts";
 import type { StreamwireError } from "../../codec/error.ts";
 import type { Message } from "../../codec/message.ts";
-import { dial, listenWebSocket, Server, type Session } from "../../transport/mod.ts";
+import { concat } from "../../codec/_bytes.ts";
+import { dial, listenWebSocket, memoryPair, Server, type Session } from "../../transport/mod.ts";
+import { upgradeClient } from "../../transport/_websocket_client.ts";
+import { SUBPROTOCOL } from "../../transport/_websocket_frames.ts";
 import {
   decodeAll,
   encode,
@@ -222,4 +225,63 @@ Deno.test("websocket listen refuses bad addresses and options", () => {
     () => listenWebSocket({ url: "ws://127.0.0.1:0/", maxInboundBytes: 0 }),
     { code: Status.INVALID_ARGUMENT },
   );
+});
+
+Deno.test("websocket client answers a flood of PINGs from a server that does not read with a bounded number of PONGs, the last for the latest PING", async () => {
+  const [socket, server] = memoryPair({ highWaterMark: 0 });
+  const decoder = new TextDecoder();
+  // The server's side by hand: read the upgrade request, answer it, then
+  // 1,000 PINGs and one binary message, reading nothing meanwhile.
+  const message = encode({ type: FrameType.PING, seq: 0, payload: Uint8Array.of(42) });
+  const serverSide = (async () => {
+    let request = "";
+    while (!request.includes("\r\n\r\n")) request += decoder.decode((await server.read!())!);
+    const key = /Sec-WebSocket-Key: (\S+)/i.exec(request)![1];
+    const digest = await crypto.subtle.digest(
+      "SHA-1",
+      new TextEncoder().encode(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"),
+    );
+    const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+    const frames: number[] = [];
+    for (let i = 0; i < 1000; i++) frames.push(0x89, 2, i >>> 8, i & 0xff);
+    frames.push(0x82, message.length, ...message);
+    await server.write!(
+      concat([
+        new TextEncoder().encode(
+          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+            `Sec-WebSocket-Accept: ${accept}\r\nSec-WebSocket-Protocol: ${SUBPROTOCOL}\r\n\r\n`,
+        ),
+        Uint8Array.from(frames),
+      ]),
+    );
+  })();
+  const conn = await upgradeClient(
+    socket as Parameters<typeof upgradeClient>[0],
+    new URL("ws://h/"),
+    {
+      signal: new AbortController().signal,
+    },
+  );
+  await serverSide;
+  // read() handles the PINGs on its way to the binary message.
+  assert.deepEqual(await conn.read!(), message);
+  conn.close();
+  // Now the server reads what the client wrote: PONGs, then the Close.
+  const written: Uint8Array[] = [];
+  for (let chunk = await server.read!(); chunk !== null; chunk = await server.read!()) {
+    written.push(chunk);
+  }
+  const bytes = concat(written);
+  const pongs: number[] = [];
+  for (let at = 0; at < bytes.length;) {
+    const opcode = bytes[at] & 0x0f;
+    const length = bytes[at + 1] & 0x7f;
+    const mask = bytes.subarray(at + 2, at + 6);
+    const payload = bytes.subarray(at + 6, at + 6 + length).map((b, i) => b ^ mask[i & 3]);
+    if (opcode === 0xa) pongs.push((payload[0] << 8) | payload[1]);
+    at += 6 + length;
+  }
+  assert.ok(pongs.length >= 1 && pongs.length <= 2, `${pongs.length} PONGs for 1,000 PINGs`);
+  assert.equal(pongs.at(-1), 999);
+  await Promise.all([conn.closed, server.closed]);
 });
