@@ -7,8 +7,8 @@ import assert from "node:assert/strict";
 import type { Backplane } from "../../cluster/backplane.ts";
 import { ClusterClient, type FollowInfo } from "../../cluster/cluster_client.ts";
 import { connect, type RpcClient } from "../../rpc/client.ts";
-import { guard } from "../transport/_helpers.ts";
-import { member, nextEvent, startNodes, stopNodes, type TestNode } from "./_nodes.ts";
+import { guard, once } from "../transport/_helpers.ts";
+import { member, startNodes, stopNodes, type TestNode } from "./_nodes.ts";
 
 export interface CaseEngine {
   make(): Promise<Backplane>;
@@ -114,7 +114,7 @@ export function clusterCases(name: string, engine: () => Promise<CaseEngine>): v
         const extra = (await startNodes(1, e.make, { nodeTtlMs: 100 }, "x"))[0];
         const joined = await a.cluster.nodes();
         assert.ok(joined.some((n) => n.id === "x0" && n.announced.address === extra.addr));
-        const gone = nextEvent<string>(a.cluster, "nodegone", (id) => id === "x0");
+        const gone = once<string>(a.cluster, "nodegone", (id) => id === "x0");
         await extra.server.shutdown({ deadlineMs: 0 });
         // Stop its heartbeats without removing it: it must expire.
         await extra.cluster.backplane.close();
@@ -133,7 +133,7 @@ export function clusterCases(name: string, engine: () => Promise<CaseEngine>): v
         for (let i = 0; i < 5; i++) await a.cluster.broadcast("feed", i, { topic: "feed" });
         await f.count(5);
         // Drop the connection: the client reconnects (to c) and resumes.
-        const resumed = nextEvent(
+        const resumed = once(
           client.rpc,
           "statechange",
           (d: { to: string }) => d.to === "ready",

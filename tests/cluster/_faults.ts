@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import type { Backplane } from "../../cluster/backplane.ts";
 import { ClusterClient, type FollowInfo } from "../../cluster/cluster_client.ts";
-import { guard } from "../transport/_helpers.ts";
-import { nextEvent, startNodes, stopNodes } from "./_nodes.ts";
+import { guard, once } from "../transport/_helpers.ts";
+import { spawnReady } from "./_child.ts";
+import { startNodes, stopNodes } from "./_nodes.ts";
 
 /** An engine server for the fault cases. */
 export interface FaultEngine {
@@ -27,23 +28,13 @@ export async function serveNode(
   url: string,
   nodeId: string,
 ): Promise<{ child: Deno.ChildProcess; addr: string }> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli/main.ts", "serve", "--port", "0", "--no-admin"]
+  const { child, seen } = await spawnReady(
+    Deno.execPath(),
+    ["run", "-A", "cli/main.ts", "serve", "--port", "0", "--no-admin"]
       .concat(["--cluster", url, "--node-id", nodeId]),
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("cluster node ")) {
-    const { value, done } = await guard(lines.read(), `${nodeId} started`);
-    if (done) throw new Error(`serve exited: ${out}`);
-    out += value;
-  }
-  (async () => {
-    while (!(await lines.read()).done) { /* drain */ }
-  })().catch(() => {});
-  return { child, addr: /listening on (\S+)/.exec(out)![1] };
+    { log: "stdout", ready: /cluster node /, other: "null" },
+  );
+  return { child, addr: /listening on (\S+)/.exec(seen)![1] };
 }
 
 /** Registers the fault cases for `name`; `engine` starts a fresh server per case. */
@@ -68,13 +59,13 @@ export function faultCases(name: string, engine: () => Promise<FaultEngine>): vo
       };
       await a.cluster.broadcast("t", 1, { topic: "t" });
       await seen(1);
-      const degraded = nextEvent(a.cluster, "status", (s) => s === "degraded");
+      const degraded = once(a.cluster, "status", (s) => s === "degraded");
       await e.stop();
       await degraded;
       // Local delivery keeps working while the engine is away, without an offset.
       assert.deepEqual(await a.cluster.broadcast("t", 2, { topic: "t" }), { offset: 0 });
       await seen(2);
-      const back = nextEvent(a.cluster, "status", (s) => s === "connected");
+      const back = once(a.cluster, "status", (s) => s === "connected");
       await e.resume();
       await back;
       // b may still be reconnecting: its calls fail until it is back and a announced again.
@@ -123,7 +114,7 @@ export function faultCases(name: string, engine: () => Promise<FaultEngine>): vo
         });
         followers.push(f);
       }
-      const gone = nextEvent<string>(pub.cluster, "nodegone", (id) => id === "doomed");
+      const gone = once<string>(pub.cluster, "nodegone", (id) => id === "doomed");
       for (let i = 0; i < total; i++) {
         await pub.cluster.broadcast("ticker", i, { topic: "ticker" });
         if (i === 100) {

@@ -3,7 +3,7 @@
 // id. `stop` removes the directory, so `resume` starts a server on the same
 // port that has lost its data, as after a crash that took the disk.
 
-import { guard } from "../transport/_helpers.ts";
+import { freePort, spawnReady, stopChild } from "./_child.ts";
 
 /** Debian installs it in /usr/sbin, which a user's PATH may leave out. */
 const BIN = (() => {
@@ -37,10 +37,7 @@ export class NatsProcess {
 
   /** Starts a server on a free port. */
   static async start(): Promise<NatsProcess> {
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (probe.addr as Deno.NetAddr).port;
-    probe.close();
-    const nats = new NatsProcess(port);
+    const nats = new NatsProcess(freePort());
     await nats.resume();
     return nats;
   }
@@ -48,28 +45,11 @@ export class NatsProcess {
   /** Starts the server again on its port (after `stop`), with an empty store. */
   async resume(): Promise<void> {
     this.#dir = await Deno.makeTempDir({ prefix: "streamwire-nats-" });
-    const child = new Deno.Command(BIN, {
-      args: ["-js", "-sd", this.#dir, "-a", "127.0.0.1", "-p", String(this.port)],
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    this.#child = child;
-    // Ready once it says so (it logs to standard error); the rest is read and dropped.
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    await guard(
-      (async () => {
-        while (!seen.includes("Server is ready")) {
-          const { value, done } = await reader.read();
-          if (done) throw new Error(`nats-server exited before it was ready:\n${seen}`);
-          seen += value;
-        }
-      })(),
-      `nats-server ready on port ${this.port}`,
-    );
-    (async () => {
-      while (!(await reader.read()).done) { /* drain */ }
-    })().catch(() => {});
+    ({ child: this.#child } = await spawnReady(
+      BIN,
+      ["-js", "-sd", this.#dir, "-a", "127.0.0.1", "-p", String(this.port)],
+      { log: "stderr", ready: /Server is ready/, other: "null" }, // it logs to standard error
+    ));
   }
 
   /** Stops the server by its process id, waits for it to exit and removes its store. */
@@ -77,8 +57,7 @@ export class NatsProcess {
     const child = this.#child;
     if (child !== undefined) {
       this.#child = undefined;
-      Deno.kill(child.pid, "SIGTERM");
-      await child.status;
+      await stopChild(child);
     }
     if (this.#dir !== undefined) {
       await Deno.remove(this.#dir, { recursive: true });

@@ -56,23 +56,6 @@ export function firstSession(node: TestNode): Session {
   return s;
 }
 
-/** Resolves on the next `type` event of `target` whose detail passes `test`. */
-export function nextEvent<T>(
-  target: EventTarget,
-  type: string,
-  test: (detail: T) => boolean = () => true,
-): Promise<T> {
-  const { promise, resolve } = Promise.withResolvers<T>();
-  const listener: EventListener = (e) => {
-    const detail = (e as CustomEvent<T>).detail;
-    if (!test(detail)) return;
-    target.removeEventListener(type, listener);
-    resolve(detail);
-  };
-  target.addEventListener(type, listener);
-  return guard(promise, `a '${type}' event`);
-}
-
 /** Shuts every node down. */
 export async function stopNodes(nodes: TestNode[]): Promise<void> {
   for (const n of nodes) await n.cluster.shutdown({ deadlineMs: 0 });

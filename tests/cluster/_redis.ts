@@ -1,9 +1,9 @@
 // Starts Debian's redis-server on a free loopback port, without persistence
-// (`--save "" --appendonly no`), and stops it by its process id. `restart`
-// stops it and starts a fresh one on the same port: its data is gone, as
+// (`--save "" --appendonly no`), and stops it by its process id. `resume`
+// after `stop` starts a fresh one on the same port: its data is gone, as
 // after a crash.
 
-import { guard } from "../transport/_helpers.ts";
+import { freePort, spawnReady, stopChild } from "./_child.ts";
 
 /** A redis-server child process. */
 export class RedisProcess {
@@ -26,47 +26,18 @@ export class RedisProcess {
 
   /** Starts a server on a free port. */
   static async start(): Promise<RedisProcess> {
-    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (probe.addr as Deno.NetAddr).port;
-    probe.close();
-    const redis = new RedisProcess(port);
+    const redis = new RedisProcess(freePort());
     await redis.resume();
     return redis;
   }
 
   /** Starts the server again on its port (after `stop`). */
   async resume(): Promise<void> {
-    const child = new Deno.Command("redis-server", {
-      args: [
-        "--port",
-        String(this.port),
-        "--bind",
-        "127.0.0.1",
-        "--save",
-        "",
-        "--appendonly",
-        "no",
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    this.#child = child;
-    // Ready once it says so; the rest of its output is read and dropped.
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    await guard(
-      (async () => {
-        while (!seen.includes("Ready to accept connections")) {
-          const { value, done } = await reader.read();
-          if (done) throw new Error(`redis-server exited before it was ready:\n${seen}`);
-          seen += value;
-        }
-      })(),
-      `redis-server ready on port ${this.port}`,
-    );
-    (async () => {
-      while (!(await reader.read()).done) { /* drain */ }
-    })().catch(() => {});
+    ({ child: this.#child } = await spawnReady(
+      "redis-server",
+      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+      { log: "stdout", ready: /Ready to accept connections/ },
+    ));
   }
 
   /** Stops the server by its process id and waits for it to exit. */
@@ -74,7 +45,6 @@ export class RedisProcess {
     const child = this.#child;
     if (child === undefined) return;
     this.#child = undefined;
-    Deno.kill(child.pid, "SIGTERM");
-    await child.status;
+    await stopChild(child);
   }
 }

@@ -10,8 +10,8 @@ import { MemoryHub } from "../../cluster/memory_backplane.ts";
 import { metricsRegistry } from "../../rpc/admin.ts";
 import { connect, type RpcClient } from "../../rpc/client.ts";
 import { HEALTH_WATCH_METHOD } from "../../rpc/health.ts";
-import { guard } from "../transport/_helpers.ts";
-import { nextEvent, startNodes, stopNodes, type TestNode } from "./_nodes.ts";
+import { guard, once } from "../transport/_helpers.ts";
+import { startNodes, stopNodes, type TestNode } from "./_nodes.ts";
 
 /** The value of a family without labels in Prometheus text. */
 function sample(text: string, name: string): number {
@@ -27,7 +27,7 @@ Deno.test("cluster admin: view, sessions, kick and notify across nodes, metrics,
   try {
     nodes = await startNodes(2, () => Promise.resolve(hub.connect()));
     const [a, b] = nodes;
-    const joined = nextEvent<string>(a.cluster, "nodejoined", (id) => id === "n1");
+    const joined = once<string>(a.cluster, "nodejoined", (id) => id === "n1");
     const onB = await connect(b.addr, { reconnect: false });
     const onA = await connect(a.addr, { reconnect: false });
     clients.push(onA, onB);

@@ -4,6 +4,7 @@ import { NatsBackplane } from "../../cluster/nats_backplane.ts";
 import { RedisBackplane } from "../../cluster/redis_backplane.ts";
 import { Status } from "../../codec/constants.ts";
 import { StreamwireError } from "../../codec/error.ts";
+import { freePort } from "./_child.ts";
 import { NatsProcess } from "./_nats.ts";
 import { RedisProcess } from "./_redis.ts";
 
@@ -58,9 +59,7 @@ Deno.test("connectBackplane refuses memory:, unknown schemes and URLs that do no
 });
 
 Deno.test("connectBackplane reports an unreachable NATS server as unavailable, without its password", async () => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
+  const port = freePort();
   await assert.rejects(
     connectBackplane(`nats://u:secret@127.0.0.1:${port}`, { connectTimeoutMs: 1000 }),
     (e: Error) =>

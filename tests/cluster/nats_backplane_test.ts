@@ -3,6 +3,7 @@ import { NatsBackplane } from "../../cluster/nats_backplane.ts";
 import { Status } from "../../codec/constants.ts";
 import { StreamwireError } from "../../codec/error.ts";
 import { conformance } from "./_conformance.ts";
+import { freePort } from "./_child.ts";
 import { NatsProcess } from "./_nats.ts";
 
 conformance("nats", async () => {
@@ -17,9 +18,7 @@ conformance("nats", async () => {
 });
 
 Deno.test("NatsBackplane.connect fails clearly when NATS is unreachable", async () => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
+  const port = freePort();
   await assert.rejects(
     NatsBackplane.connect(`nats://127.0.0.1:${port}`, { connectTimeoutMs: 1000 }),
     (e: Error) => e.message.startsWith(`Cannot reach NATS JetStream at 'nats://127.0.0.1:${port}`),

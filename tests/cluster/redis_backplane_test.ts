@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { RedisBackplane } from "../../cluster/redis_backplane.ts";
 import { conformance } from "./_conformance.ts";
+import { freePort } from "./_child.ts";
 import { RedisProcess } from "./_redis.ts";
 
 conformance("redis", async () => {
@@ -15,9 +16,7 @@ conformance("redis", async () => {
 });
 
 Deno.test("RedisBackplane.connect fails clearly when Redis is unreachable", async () => {
-  const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (probe.addr as Deno.NetAddr).port;
-  probe.close();
+  const port = freePort();
   await assert.rejects(
     RedisBackplane.connect(`redis://127.0.0.1:${port}`, { connectTimeoutMs: 1000 }),
     (e: Error) => e.message.startsWith(`Cannot reach Redis at 'redis://127.0.0.1:${port}`),

@@ -10,8 +10,9 @@ import { RedisBackplane } from "../../cluster/redis_backplane.ts";
 import { metricsRegistry } from "../../rpc/admin.ts";
 import { connect } from "../../rpc/client.ts";
 import { HEALTH_CHECK_METHOD, HEALTH_WATCH_METHOD } from "../../rpc/health.ts";
-import { guard } from "../transport/_helpers.ts";
-import { nextEvent, startNodes, stopNodes } from "./_nodes.ts";
+import { once } from "../transport/_helpers.ts";
+import { spawnReady, stopChild } from "./_child.ts";
+import { startNodes, stopNodes } from "./_nodes.ts";
 import { RedisProcess } from "./_redis.ts";
 
 function sample(text: string, name: string): number {
@@ -31,13 +32,13 @@ Deno.test("redis cluster: a Redis restart shows degraded, then recovered, in hea
   const scrape = () => metricsRegistry(a.server).metrics();
   try {
     assert.deepEqual((await watch.read()).value, { status: "SERVING" });
-    await nextEvent<string>(a.cluster, "nodejoined", (id) => id === "n1");
+    await once<string>(a.cluster, "nodejoined", (id) => id === "n1");
     let text = await scrape();
     assert.equal(sample(text, "streamwire_cluster_backplane_up"), 1);
     assert.equal(sample(text, "streamwire_cluster_degraded"), 0);
     assert.equal(sample(text, "streamwire_cluster_nodes"), 2);
 
-    const degraded = nextEvent(a.cluster, "status", (s) => s === "degraded");
+    const degraded = once(a.cluster, "status", (s) => s === "degraded");
     await redis.stop();
     await degraded;
     // The watcher is told; the server as a whole still serves (local delivery works).
@@ -62,7 +63,7 @@ Deno.test("redis cluster: a Redis restart shows degraded, then recovered, in hea
     assert.equal(listing.status, 503);
     assert.equal((await listing.json()).codeName, "unavailable");
 
-    const back = nextEvent(a.cluster, "status", (s) => s === "connected");
+    const back = once(a.cluster, "status", (s) => s === "connected");
     await redis.resume();
     await back;
     assert.deepEqual((await watch.read()).value, { status: "SERVING" });
@@ -83,37 +84,21 @@ Deno.test("redis cluster: a Redis restart shows degraded, then recovered, in hea
 
 Deno.test("redis cluster: serve --cluster serves GET /cluster on the admin port, behind the admin token", async () => {
   const redis = await RedisProcess.start();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "cli/main.ts",
-      "serve",
-      "--port",
-      "0",
-      "--admin-port",
-      "0",
-      "--cluster",
-      redis.url,
-      "--node-id",
-      "ops1",
-    ],
-    env: { STREAMWIRE_ADMIN_TOKEN: "adm1n" },
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  let child: Deno.ChildProcess | undefined;
   try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    while (!/admin API on /.test(seen)) {
-      const { value, done } = await guard(reader.read(), "serve started");
-      if (done) throw new Error(`serve exited: ${seen}`);
-      seen += value;
-    }
-    (async () => {
-      while (!(await reader.read()).done) { /* drain */ }
-    })().catch(() => {});
-    const admin = /admin API on (\S+)/.exec(seen)![1];
+    const started = await spawnReady(
+      Deno.execPath(),
+      ["run", "-A", "cli/main.ts", "serve", "--port", "0", "--admin-port", "0"]
+        .concat(["--cluster", redis.url, "--node-id", "ops1"]),
+      {
+        log: "stdout",
+        ready: /admin API on /,
+        other: "null",
+        env: { STREAMWIRE_ADMIN_TOKEN: "adm1n" },
+      },
+    );
+    child = started.child;
+    const admin = /admin API on (\S+)/.exec(started.seen)![1];
     const refused = await fetch(`${admin}/cluster`);
     assert.equal(refused.status, 401);
     await refused.body?.cancel();
@@ -128,8 +113,7 @@ Deno.test("redis cluster: serve --cluster serves GET /cluster on the admin port,
     assert.equal(health.status, 200);
     await health.body?.cancel();
   } finally {
-    Deno.kill(child.pid, "SIGTERM");
-    await child.status;
+    if (child !== undefined) await stopChild(child);
     await redis.stop();
   }
 });
