@@ -401,10 +401,8 @@ export class NatsBackplane implements Backplane {
    * @param data Bytes.
    * @returns The entry's offset.
    */
-  append(log: string, channel: string, data: Uint8Array): Promise<number> {
-    return this.#call(() =>
-      this.#bounded(data.length, async () => (await this.#logs.appendMany(log, channel, [data]))[0])
-    );
+  async append(log: string, channel: string, data: Uint8Array): Promise<number> {
+    return (await this.appendMany(log, channel, [data]))[0];
   }
 
   /** Entries one {@linkcode NatsBackplane.appendMany} takes. */
