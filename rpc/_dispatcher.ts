@@ -50,6 +50,19 @@ export interface DispatcherOptions {
 
 const UTF8 = new TextEncoder();
 
+/**
+ * Told of each call refused because its method is missing (`known` false)
+ * or of the other kind, where a method set wants to count them (the call
+ * metrics' view of the methods): the one lookup that refuses the call
+ * counts it, rather than a second lookup per message.
+ */
+export const REFUSED: unique symbol = Symbol("streamwire.refused");
+
+/** A method set that counts refused calls. */
+interface Refusals {
+  [REFUSED]?: (method: string, known: boolean) => void;
+}
+
 /** Never written: dispatchers share them until they track a call. */
 const NO_CALLS = new Map<number, never>();
 const NO_NOTIFICATIONS = new Set<never>();
@@ -459,11 +472,14 @@ export class Dispatcher {
   }
 
   #lookup(method: string, kind: "unary" | "stream"): MethodEntry {
-    const entry = this.#options.methods?.get(method);
+    const methods = this.#options.methods;
+    const entry = methods?.get(method);
     if (entry === undefined) {
+      (methods as Refusals | undefined)?.[REFUSED]?.(method, false);
       throw new StreamwireError(Status.UNIMPLEMENTED, `Unknown method '${method}'`);
     }
     if ((kind === "unary") !== (entry.kind === "unary")) {
+      (methods as Refusals)[REFUSED]?.(method, true);
       throw new StreamwireError(
         Status.UNIMPLEMENTED,
         kind === "unary"

@@ -8,9 +8,10 @@
  * @module
  */
 
-import { FrameType, Status } from "../codec/constants.ts";
+import { REFUSED } from "./_dispatcher.ts";
+import { isThenable } from "./_served_errors.ts";
+import { Status } from "../codec/constants.ts";
 import { StreamwireError } from "../codec/error.ts";
-import type { Message } from "../codec/message.ts";
 import type { Session } from "../transport/session.ts";
 import { type CallContext, type MethodEntry, Methods } from "./methods.ts";
 
@@ -143,7 +144,11 @@ export class RpcMetrics {
    * @returns The counting view.
    */
   wrap(methods: Methods): Methods {
-    return new MeteredMethods(methods, (name, entry) => this.#counted(name, entry));
+    return new MeteredMethods(
+      methods,
+      (name, entry) => this.#counted(name, entry),
+      (method, known) => this.#refused(method, known),
+    );
   }
 
   /**
@@ -163,33 +168,6 @@ export class RpcMetrics {
    */
   labels(): IterableIterator<[string, MethodMetrics]> {
     return this.#methods.entries();
-  }
-
-  /**
-   * Counts calls that cannot reach a handler because the method is missing
-   * or of the other kind; the dispatcher answers them `unimplemented`.
-   *
-   * @param message A message a session received.
-   * @param methods The methods served.
-   */
-  received(message: Message, methods: Methods): void {
-    switch (message.type) {
-      case FrameType.REQUEST:
-      case FrameType.OPEN: {
-        const entry = methods.get(message.method);
-        if (entry === undefined) this.#refused(UNKNOWN_METHOD);
-        else if ((entry.kind === "unary") !== (message.type === FrameType.REQUEST)) {
-          this.#refused(message.method);
-        }
-        return;
-      }
-      case FrameType.BATCH:
-        for (const { method } of message.entries) {
-          const entry = methods.get(method);
-          if (entry === undefined) this.#refused(UNKNOWN_METHOD);
-          else if (entry.kind !== "unary") this.#refused(method);
-        }
-    }
   }
 
   /**
@@ -239,8 +217,9 @@ export class RpcMetrics {
     return { ...entry, handler: counted } as MethodEntry;
   }
 
-  #refused(label: string): void {
-    this.#stats(label).codes[Status.UNIMPLEMENTED]++;
+  /** A call refused `unimplemented`: its method is missing, or of the other kind (`known`). */
+  #refused(method: string, known: boolean): void {
+    this.#stats(known ? method : UNKNOWN_METHOD).codes[Status.UNIMPLEMENTED]++;
   }
 
   #stats(method: string): MethodMetrics {
@@ -303,11 +282,18 @@ class MeteredMethods extends Methods {
   #inner: Methods;
   #wrap: (name: string, entry: MethodEntry) => MethodEntry;
   #wrapped = new WeakMap<MethodEntry, MethodEntry>();
+  /** Counts a call the dispatcher refused `unimplemented`. */
+  readonly [REFUSED]: (method: string, known: boolean) => void;
 
-  constructor(inner: Methods, wrap: (name: string, entry: MethodEntry) => MethodEntry) {
+  constructor(
+    inner: Methods,
+    wrap: (name: string, entry: MethodEntry) => MethodEntry,
+    refused: (method: string, known: boolean) => void,
+  ) {
     super();
     this.#inner = inner;
     this.#wrap = wrap;
+    this[REFUSED] = refused;
   }
 
   override get(name: string): MethodEntry | undefined {
@@ -383,10 +369,6 @@ function settled(
       throw error;
     },
   );
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | null)?.then === "function";
 }
 
 function codeOf(error: unknown): number {

@@ -181,12 +181,7 @@ export class RpcServer {
           );
           logOpened(logger, session);
         },
-        message: metrics === undefined
-          ? (session, message) => this.#peers.get(session)?.handle(message)
-          : (session, message) => {
-            metrics.received(message, served);
-            this.#peers.get(session)?.handle(message);
-          },
+        message: (session, message) => this.#peers.get(session)?.handle(message),
         drain: (session) => this.#peers.get(session)?.drain() ?? Promise.resolve(),
         close: (session, reason) => {
           this.#peers.get(session)?.close(
