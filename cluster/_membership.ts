@@ -69,13 +69,22 @@ export class Membership {
     this.lastBeat = Date.now();
   }
 
-  /** Heartbeat and directory entries of every local session. */
+  /**
+   * Heartbeat and directory entries of every local session; entries of
+   * sessions that closed while the backplane was away are removed.
+   */
   async announce(): Promise<void> {
     await this.heartbeat();
+    const { backplane, nodeId, server } = this.#node;
     const writes: Promise<void>[] = [];
-    for (const s of this.#node.server.transport.sessions()) {
+    for (const s of server.transport.sessions()) {
       if (s.settings !== undefined && s.state !== SessionState.CLOSED) {
-        writes.push(this.#node.backplane.setSession(this.#entry(s)));
+        writes.push(backplane.setSession(this.#entry(s)));
+      }
+    }
+    for (const e of await backplane.sessions(nodeId)) {
+      if (server.transport.session(e.id) === undefined) {
+        writes.push(backplane.deleteSession(nodeId, e.id));
       }
     }
     await Promise.all(writes);
