@@ -200,11 +200,15 @@ export class Outbound {
     // whole (splitting them halved such streams across processes).
     if (this.#pendingBytes >= FLUSH_BYTES && this.#busy === 0 && this.#quiet === 0) {
       this.#start();
-    } else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      this.#seen = this.#pending.length;
-      queueMicrotask(this.#settle);
-    }
+    } else this.#schedule();
+  }
+
+  /** Has the pending messages written once the microtask queue goes quiet. */
+  #schedule(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    this.#seen = this.#pending.length;
+    queueMicrotask(this.#settle);
   }
 
   /** Messages pending when the flush last looked. */
@@ -381,6 +385,18 @@ export class Outbound {
       this.frames -= frames;
       this.#hooks.wrote(chunk.length, frames);
       this.#hooks.drained();
+      // A few messages that came during a quick write wait for the quiet
+      // turns like any others, so a producer is not written a frame or two
+      // at a time because each write returned fast; encoded chunks, a
+      // backlog of FLUSH_BYTES, or a close waiting for the queue go now.
+      if (
+        this.#chunks.length === 0 && this.#pendingBytes < FLUSH_BYTES &&
+        this.#idleWaiters === undefined && this.#pending.length > 0
+      ) {
+        this.#writing = false;
+        this.#schedule();
+        return;
+      }
       this.#step();
     }, (error) => this.#broken(error));
   }
