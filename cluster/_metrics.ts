@@ -2,7 +2,8 @@
 // registry (the one `GET /metrics` serves) and read from the node's
 // counters when scraped, so nothing on the delivery path touches prom-client.
 
-import { Counter, Gauge, type Registry } from "prom-client";
+import type { Counter, Gauge, Registry } from "prom-client";
+import { scrapedCounter, scrapedGauge } from "../rpc/_prometheus.ts";
 import { metricsRegistry } from "../rpc/admin.ts";
 import type { Cluster, ClusterMetrics } from "./cluster.ts";
 
@@ -46,16 +47,7 @@ export function registerClusterMetrics(
   const claim = (name: string) => registry.removeSingleMetric(PREFIX + name);
   const gauge = (name: string, help: string, read: () => number) => {
     claim(name);
-    mine.push(
-      new Gauge({
-        name: PREFIX + name,
-        help,
-        registers: [registry],
-        collect() {
-          this.set(read());
-        },
-      }),
-    );
+    mine.push(scrapedGauge(registry, PREFIX + name, help, read));
   };
   gauge("nodes", "Live nodes seen at this node's last heartbeat, itself included.", nodesKnown);
   gauge(
@@ -70,17 +62,7 @@ export function registerClusterMetrics(
   );
   for (const [name, help, field] of COUNTERS) {
     claim(name);
-    mine.push(
-      new Counter({
-        name: PREFIX + name,
-        help,
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(cluster.metrics[field]);
-        },
-      }),
-    );
+    mine.push(scrapedCounter(registry, PREFIX + name, help, () => cluster.metrics[field]));
   }
   return () => {
     for (const metric of mine) {
